@@ -1,0 +1,78 @@
+"""Every knob of the agent, as pydantic models. Each framework fix from the seed work is a
+switch here so that its ablation can be rerun (see the README's table)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: The framework fixes, in the order the README's ablation table lists them.
+FRAMEWORK_SWITCHES: tuple[str, ...] = (
+    "few_shot",
+    "line_range_reads",
+    "pruning",
+    "loop_detection",
+    "no_pip_rule",
+    "skip_verification_rule",
+    "strip_fences",
+    "fuzzy_edit",
+)
+
+
+class ToolSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    line_range_reads: bool = Field(True, description="`<read>path:A-B</read>` returns only lines A..B")
+    strip_fences: bool = Field(True, description="strip ``` fences around write/edit bodies")
+    fuzzy_edit: bool = Field(True, description="edit falls back to whitespace-tolerant then fuzzy matching")
+    fuzzy_threshold: float = Field(90.0, ge=50.0, le=100.0, description="rapidfuzz score (0-100) a fuzzy match needs")
+    read_max_lines: int = Field(200, ge=10, description="lines one read returns at most")
+    bash_timeout_s: float = Field(30.0, gt=0, description="seconds before a bash call's process group is killed")
+    output_cap_chars: int = Field(6000, ge=200, description="characters of tool output kept (head and tail)")
+
+
+class AgentConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # framework switches
+    few_shot: bool = Field(True, description="a worked example in the system prompt")
+    line_range_reads: bool = Field(True, description="reads can ask for a line range")
+    pruning: bool = Field(True, description="elide old observations to stay inside the token budget")
+    loop_detection: bool = Field(True, description="alarm and tell the model when it loops")
+    no_pip_rule: bool = Field(True, description="a rule against pip installs")
+    skip_verification_rule: bool = Field(True, description="a rule against endless re-verification")
+    strip_fences: bool = Field(True, description="strip code fences inside tool bodies")
+    fuzzy_edit: bool = Field(True, description="whitespace-tolerant and fuzzy edit matching")
+
+    # limits
+    max_steps: int = Field(30, ge=1, description="tool calls before the episode is cut off")
+    token_budget: int = Field(8192, ge=256, description="context tokens the model may see")
+    keep_last_turns: int = Field(4, ge=1, description="recent turns never pruned")
+    max_tokens_per_turn: int = Field(2048, ge=16)
+    temperature: float = Field(0.0, ge=0.0)
+    seed: int | None = None
+
+    # loop detection thresholds
+    repeat_call_limit: int = Field(3, ge=2, description="the same call this many times in a row is a loop")
+    same_file_read_limit: int = Field(4, ge=2, description="reads of one file without an edit in between")
+    no_progress_steps: int = Field(8, ge=2, description="steps without a file change or a new command")
+
+    # tools
+    read_max_lines: int = Field(200, ge=10)
+    bash_timeout_s: float = Field(30.0, gt=0)
+    output_cap_chars: int = Field(6000, ge=200)
+    fuzzy_threshold: float = Field(90.0, ge=50.0, le=100.0)
+    test_timeout_s: float = Field(120.0, gt=0, description="seconds the scoring test run may take")
+
+    def tool_settings(self) -> ToolSettings:
+        return ToolSettings(
+            line_range_reads=self.line_range_reads,
+            strip_fences=self.strip_fences,
+            fuzzy_edit=self.fuzzy_edit,
+            fuzzy_threshold=self.fuzzy_threshold,
+            read_max_lines=self.read_max_lines,
+            bash_timeout_s=self.bash_timeout_s,
+            output_cap_chars=self.output_cap_chars,
+        )
+
+    def switches(self) -> dict[str, bool]:
+        return {name: getattr(self, name) for name in FRAMEWORK_SWITCHES}

@@ -1,0 +1,74 @@
+"""Model specs: one string names a backend and its model.
+
+    scripted:POLICY              a scripted policy (oracle, looper, malformed, never-done ...)
+    ollama:MODEL                 an Ollama server (OLLAMA_HOST or http://127.0.0.1:11434)
+    mlx:PATH[@ADAPTER]           mlx-lm in-process, optionally with a LoRA adapter
+    openai:MODEL@URL             an OpenAI-compatible server (vLLM, llama.cpp, LM Studio)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from looper_engine.errors import BadModelSpec
+from looper_engine.models.base import Backend
+
+KINDS = ("scripted", "ollama", "mlx", "openai")
+
+
+class ModelSpec(BaseModel):
+    kind: str
+    name: str
+    extra: str | None = None  # adapter for mlx, URL for openai
+
+    def __str__(self) -> str:
+        sep = "@"
+        return f"{self.kind}:{self.name}" + (f"{sep}{self.extra}" if self.extra else "")
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    if not isinstance(spec, str) or ":" not in spec:
+        raise BadModelSpec(
+            f"model spec {spec!r} is not KIND:NAME; use one of "
+            "scripted:oracle, ollama:MODEL, mlx:PATH[@ADAPTER], openai:MODEL@URL"
+        )
+    kind, _, rest = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in KINDS:
+        raise BadModelSpec(f"unknown model kind {kind!r} in {spec!r}; known kinds: {', '.join(KINDS)}")
+    if not rest.strip():
+        raise BadModelSpec(f"model spec {spec!r} names no model after '{kind}:'")
+    extra: str | None = None
+    if kind == "mlx" and "@" in rest:
+        rest, _, extra = rest.rpartition("@")
+    elif kind == "openai":
+        if "@" not in rest:
+            raise BadModelSpec(f"model spec {spec!r} needs a server URL: openai:MODEL@http://host:port/v1")
+        rest, _, extra = rest.partition("@")
+        if not extra.startswith(("http://", "https://")):
+            raise BadModelSpec(f"server URL {extra!r} in {spec!r} must start with http:// or https://")
+    if not rest or (extra is not None and not extra):
+        raise BadModelSpec(f"model spec {spec!r} is incomplete")
+    return ModelSpec(kind=kind, name=rest, extra=extra)
+
+
+def create_backend(spec: str, **kwargs: Any) -> Backend:
+    """Build the backend a spec names. Raises BadModelSpec (a UserError) on a bad spec."""
+    parsed = parse_spec(spec)
+    if parsed.kind == "scripted":
+        from looper_engine.models.scripted import ScriptedBackend
+
+        return ScriptedBackend.from_spec(parsed, **kwargs)
+    if parsed.kind == "ollama":
+        from looper_engine.models.ollama_backend import OllamaBackend
+
+        return OllamaBackend.from_spec(parsed, **kwargs)
+    if parsed.kind == "mlx":
+        from looper_engine.models.mlx_backend import MlxBackend
+
+        return MlxBackend.from_spec(parsed, **kwargs)
+    from looper_engine.models.openai_backend import OpenAIBackend
+
+    return OpenAIBackend.from_spec(parsed, **kwargs)

@@ -1,0 +1,1 @@
+"""The XML tool language: call models, the streaming parser, canonical rendering."""

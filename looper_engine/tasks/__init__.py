@@ -1,0 +1,1 @@
+"""Tasks: the task model, the built-in koan suite, SWE-Bench-CL."""
