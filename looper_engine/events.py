@@ -73,13 +73,15 @@ class EpisodeStarted(EventBase):
 
 
 class ContextBuilt(EventBase):
-    """The context sent to the model for `step`: which history messages were elided by
-    pruning. With the recorded history this reproduces exactly what the model saw."""
+    """The context sent to the model for `step`. History messages [2, dropped_upto) were
+    replaced by one marker, observations before `elided_upto` had their text elided. With the
+    recorded history this reproduces exactly what the model saw (agent/context.py)."""
 
     kind: Literal["context_built"] = "context_built"
     step: int
     n_messages: int
-    elided: list[int] = Field(default_factory=list)
+    dropped_upto: int = 2
+    elided_upto: int = 2
     context_tokens: int
     budget: int
 

@@ -1,0 +1,1 @@
+"""The episode loop: prompts, context pruning, loop detection, control, runs."""

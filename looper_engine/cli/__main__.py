@@ -1,0 +1,3 @@
+from looper_engine.cli import main
+
+raise SystemExit(main())
