@@ -299,7 +299,16 @@ class Subscription:
                 and last.step == event.step
             ):
                 # Coalesce: one bigger delta instead of many small ones.
-                q[-1] = last.model_copy(update={"text": last.text + event.text})
+                # model_construct: both parts are already validated events.
+                q[-1] = ModelDelta.model_construct(
+                    kind="model_delta",
+                    episode_id=last.episode_id,
+                    run_id=last.run_id,
+                    seq=last.seq,
+                    ts=last.ts,
+                    step=last.step,
+                    text=last.text + event.text,
+                )
                 return
         if (
             self._max_pending is not None

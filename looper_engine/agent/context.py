@@ -67,6 +67,7 @@ class ContextWindow:
         self.history: list[Message] = []
         self._tokens: list[int] = []
         self._elided_tokens: list[int] = []
+        self._elided_view: list[Message] = []
         self.dropped_upto = HEAD
         self.elided_upto = HEAD
         self._total = 0
@@ -80,6 +81,7 @@ class ContextWindow:
         self.history = []
         self._tokens = []
         self._elided_tokens = []
+        self._elided_view: list[Message] = []
         self.dropped_upto = HEAD
         self.elided_upto = HEAD
         self._total = 0
@@ -92,11 +94,13 @@ class ContextWindow:
         n = self._count(message)
         self.history.append(message)
         self._tokens.append(n)
-        self._elided_tokens.append(
-            self._count(Message(role="user", content=elided_marker(message.content)))
-            if message.role == "user"
-            else n
-        )
+        if message.role == "user":
+            marker = Message(role="user", content=elided_marker(message.content))
+            self._elided_view.append(marker)
+            self._elided_tokens.append(self._count(marker))
+        else:
+            self._elided_view.append(message)
+            self._elided_tokens.append(n)
         self._total += n
 
     @property
@@ -131,7 +135,7 @@ class ContextWindow:
             while self.tokens() > self.budget and self.dropped_upto < protected:
                 self._total -= self._contribution(self.dropped_upto)
                 self.dropped_upto += 1
-        messages = render_context(self.history, self.dropped_upto, self.elided_upto)
+        messages = self._render()
         info = ContextInfo(
             n_messages=len(self.history),
             dropped_upto=self.dropped_upto,
@@ -141,6 +145,17 @@ class ContextWindow:
             pruned_turns=self.pruned_turns(),
         )
         return messages, info
+
+    def _render(self) -> list[Message]:
+        """render_context() over cached marker messages: slices, no new objects per step."""
+        out = self.history[:HEAD]
+        if self.dropped_upto > HEAD:
+            out.append(Message(role="user", content=dropped_marker(self.dropped_upto - HEAD)))
+        start = max(self.dropped_upto, HEAD)
+        cut = max(start, min(self.elided_upto, len(self.history)))
+        out.extend(self._elided_view[start:cut])
+        out.extend(self.history[cut:])
+        return out
 
     def _contribution_if_elided(self, i: int) -> int:
         return self._elided_tokens[i] if self.history[i].role == "user" else self._tokens[i]

@@ -63,10 +63,7 @@ class EpisodeResult(BaseModel):
 
 
 def observation_text(outcome: ToolOutcome, notes: list[str]) -> str:
-    parts = [outcome.output.rstrip("\n")]
-    if outcome.exit_code is not None:
-        parts.append(f"(exit code {outcome.exit_code})")
-    parts.extend(notes)
+    parts = [outcome.output.rstrip("\n"), *notes]
     return "\n".join(p for p in parts if p)
 
 
@@ -238,7 +235,6 @@ class Episode:
         options = GenOptions(
             temperature=cfg.temperature, max_tokens=cfg.max_tokens_per_turn, seed=cfg.seed
         )
-        digest = ws.snapshot_digest() if cfg.loop_detection else ""
         while True:
             await self.control.checkpoint(self.step)
             self._apply_edit()
@@ -302,8 +298,9 @@ class Episode:
             )
             notes = list(parser_result.notes)
             if cfg.loop_detection:
-                new_digest = ws.snapshot_digest()
-                changed, digest = new_digest != digest, new_digest
+                # Progress is a file changed by write or edit; hashing the workspace after
+                # every bash call would cost O(repository) per step.
+                changed = bool(outcome.changed_files)
                 alarms = self.loops.observe(
                     call.tool,
                     call.model_dump_json(),

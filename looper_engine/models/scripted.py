@@ -67,7 +67,7 @@ def looper(task: Task, turn: int) -> str:
 
 MALFORMED_TURNS = [
     # an unclosed edit
-    f'I will fix it.\n<edit path="{{path}}"><old>x = 1</old><new>x = 2</new>',
+    'I will fix it.\n<edit path="{path}"><old>x = 1</old><new>x = 2</new>',
     # an unknown tag
     "<python>print('hello')</python>",
     # prose and no tag at all

@@ -27,7 +27,6 @@ from looper_engine.events import (
 )
 from looper_engine.store.db import Store
 
-
 _STEP_COLUMNS = (
     "tool",
     "target",
@@ -51,12 +50,16 @@ _STEP_UPSERT = (
 
 
 class StoreWriter:
-    def __init__(self, store: Store, bus: EventBus) -> None:
+    def __init__(self, store: Store, bus: EventBus, *, linger_s: float = 0.05) -> None:
         self.store = store
+        #: Wait this long after the first queued event so one transaction takes many steps'
+        #: events: each transaction costs several thread hops, whatever its size.
+        self.linger_s = linger_s
         self.sub = bus.subscribe(predicate=lambda e: e.kind != "model_delta")
         self.written = 0
         self._task: asyncio.Task[None] | None = None
         self._pid = os.getpid()
+        self._lock = asyncio.Lock()  # flush() and the writer task share one connection
 
     def start(self) -> StoreWriter:
         self._task = asyncio.create_task(self._run(), name="looper-store-writer")
@@ -67,6 +70,9 @@ class StoreWriter:
             batch = await self.sub.get_batch()
             if not batch:
                 return
+            if self.linger_s > 0:
+                await asyncio.sleep(self.linger_s)
+                batch.extend(self.sub.drain())
             await self.write_batch(batch)
 
     async def flush(self) -> None:
@@ -203,6 +209,16 @@ class StoreWriter:
             for (ep, st), vals in steps.items()
             if vals
         ]
+        async with self._lock:
+            await self._commit(statements, step_rows, events_rows)
+        self.written += len(batch)
+
+    async def _commit(
+        self,
+        statements: list[tuple[str, tuple[Any, ...]]],
+        step_rows: list[tuple[Any, ...]],
+        events_rows: list[tuple[Any, ...]],
+    ) -> None:
         db = self.store.db
         await db.execute("BEGIN IMMEDIATE")
         try:
@@ -223,4 +239,3 @@ class StoreWriter:
         except BaseException:
             await db.execute("ROLLBACK")
             raise
-        self.written += len(batch)

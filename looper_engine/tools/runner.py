@@ -1,0 +1,408 @@
+"""Run one tool call in a workspace and describe what happened, for the model and for the log.
+
+Nothing a model can put in a call makes :func:`execute` raise: a bad path, a missing file, an
+edit that matches nowhere, a command that hangs, all come back as an outcome whose output tells
+the model what went wrong and what to do instead."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from pydantic import BaseModel
+from rapidfuzz import fuzz, process
+
+from looper_engine.config import ToolSettings
+from looper_engine.protocol.calls import BashCall, DoneCall, EditCall, ReadCall, WriteCall
+from looper_engine.tools.edit import apply_edit
+from looper_engine.tools.text import cap_output, number_lines, strip_ansi, strip_fences
+from looper_engine.tools.workspace import SKIP_DIRS, ToolError, Workspace
+
+_SIMILAR_PATHS = 10
+_LISTING_MAX = 200
+_CONTEXT_BEFORE = 2
+_CONTEXT_AFTER = 3
+#: bytes of a command's output kept at each end while it streams; the middle is only counted
+_STREAM_KEEP = 1 << 20
+#: after the command exits, how long a grandchild that escaped the kill may hold the pipe open
+_DRAIN_GRACE_S = 2.0
+
+
+class ToolOutcome(BaseModel):
+    """The result of one tool call. ``output`` is what the model reads as its observation.
+
+    ``ok`` is False when the call could not do its job: a refused path, a missing file, an
+    edit without a clear match, and for bash a non-zero exit or a timeout (``exit_code`` is
+    None then). ``changed_files`` lists workspace-relative paths the call wrote or touched."""
+
+    ok: bool
+    output: str
+    exit_code: int | None = None
+    truncated: bool = False
+    duration_s: float
+    changed_files: list[str] = []
+
+
+async def execute(
+    call: BashCall | ReadCall | WriteCall | EditCall | DoneCall, ws: Workspace, settings: ToolSettings
+) -> ToolOutcome:
+    """Run ``call`` in ``ws``. ``done`` is not a tool (the agent ends the episode on it): ValueError."""
+    if isinstance(call, DoneCall):
+        raise ValueError("<done> ends the episode; the agent handles it, it is not executed as a tool")
+    started = time.perf_counter()
+    try:
+        if isinstance(call, BashCall):
+            outcome = await _bash(call, ws, settings)
+        elif isinstance(call, ReadCall):
+            outcome = await asyncio.to_thread(_read, call, ws, settings)
+        elif isinstance(call, WriteCall):
+            outcome = await asyncio.to_thread(_write, call, ws, settings)
+        elif isinstance(call, EditCall):
+            outcome = await asyncio.to_thread(_edit, call, ws, settings)
+        else:
+            raise TypeError(f"not a tool call: {call!r}")
+    except ToolError as exc:
+        outcome = _failed(str(exc))
+    except UnicodeDecodeError:
+        path = getattr(call, "path", "")
+        outcome = _failed(f"'{path}' is not a UTF-8 text file (binary?); inspect it with <bash> instead")
+    except UnicodeError:
+        outcome = _failed("the call contains characters that cannot be encoded as UTF-8 (a lone surrogate?)")
+    except OSError as exc:
+        outcome = _failed(_os_error_message(exc, getattr(call, "path", None)))
+    outcome.duration_s = time.perf_counter() - started
+    return outcome
+
+
+def _failed(message: str) -> ToolOutcome:
+    return ToolOutcome(ok=False, output=message, duration_s=0.0)
+
+
+def _os_error_message(exc: OSError, path: str | None) -> str:
+    reason = exc.strerror or str(exc)
+    return f"'{path}': {reason}" if path else reason
+
+
+# ---------------------------------------------------------------------------- read
+
+
+def _missing(ws: Workspace, rel: str) -> ToolError:
+    files = ws.file_list()
+    if not files:
+        return ToolError(f"file '{rel}' not found; the workspace has no files")
+    similar = process.extract(rel, files, scorer=fuzz.WRatio, limit=_SIMILAR_PATHS, score_cutoff=40)
+    if not similar:
+        return ToolError(f"file '{rel}' not found; list the files with <bash>find . -type f</bash>")
+    listing = "\n".join(f"  {name}" for name, _, _ in similar)
+    return ToolError(f"file '{rel}' not found. Similar paths in the workspace:\n{listing}")
+
+
+def _listing(ws: Workspace, path: Path, rel: str) -> ToolOutcome:
+    entries = sorted(
+        (e for e in path.iterdir() if e.name not in SKIP_DIRS),
+        key=lambda e: (not e.is_dir(), e.name),
+    )
+    shown = [f"  {e.name}/" if e.is_dir() else f"  {e.name}" for e in entries[:_LISTING_MAX]]
+    label = "the workspace root" if rel == "." else f"'{rel}'"
+    head = f"{label} is a folder with {len(entries)} entries:" if entries else f"{label} is an empty folder"
+    more = len(entries) - _LISTING_MAX
+    tail = [f"  ... and {more} more"] if more > 0 else []
+    return ToolOutcome(ok=True, output="\n".join([head, *shown, *tail]), truncated=more > 0, duration_s=0.0)
+
+
+def _read(call: ReadCall, ws: Workspace, settings: ToolSettings) -> ToolOutcome:
+    path = ws.resolve(call.path)
+    rel = ws.relative(path)
+    if not path.exists():
+        raise _missing(ws, call.path.strip())
+    if path.is_dir():
+        return _listing(ws, path, rel)
+    lines = _split_lines(path.read_bytes().decode("utf-8"))
+    total = len(lines)
+    notes: list[str] = []
+
+    wants_range = call.start is not None or call.end is not None
+    if wants_range and not settings.line_range_reads:
+        notes.append("[line range ignored: line-range reads are off, every read starts at line 1]")
+        wants_range = False
+    if total == 0:
+        return ToolOutcome(ok=True, output=f"{rel} is empty (0 lines)", duration_s=0.0)
+
+    start, end = 1, total
+    if wants_range:
+        start = call.start if call.start is not None else 1
+        end = call.end if call.end is not None else total
+        if start < 1:
+            start = 1
+        if start > total:
+            raise ToolError(f"{rel} has {total} lines; line {start} is past the end")
+        if end < start:
+            raise ToolError(f"bad line range {start}-{end}: the end is before the start; e.g. {rel}:{start}-{start + 49}")
+        end = min(end, total)
+
+    shown, cut_line = _fit_lines(lines, start, end, settings.read_max_lines, settings.output_cap_chars)
+    last = start + len(shown) - 1
+    body = number_lines(shown, start, width=max(5, len(str(last))))
+    truncated = last < end or cut_line
+    span = f"lines {start}-{last} of {total}"
+    if last < total:
+        following = f"{last + 1}-{min(total, last + settings.read_max_lines)}"
+        if settings.line_range_reads:
+            notes.append(f"[{span}; next: <read>{rel}:{following}</read>]")
+        else:
+            notes.append(
+                f"[{span}; line-range reads are off; to see more use "
+                f"<bash>sed -n '{following.replace('-', ',')}p' {rel}</bash>]"
+            )
+    elif start > 1:
+        notes.append(f"[{span}]")
+    if cut_line:
+        notes.append("[a very long line was cut to fit the output limit]")
+    return ToolOutcome(ok=True, output="\n".join([body, *notes]), truncated=truncated, duration_s=0.0)
+
+
+def _split_lines(text: str) -> list[str]:
+    """Lines as editors and `sed -n` count them (str.splitlines also splits on form feeds)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line[:-1] if line.endswith("\r") else line for line in lines]
+
+
+def _fit_lines(lines: list[str], start: int, end: int, max_lines: int, max_chars: int) -> tuple[list[str], bool]:
+    """Lines start..end (1-based) that fit both limits; always at least one, cut if it alone is too long."""
+    shown: list[str] = []
+    used = 0
+    for line in lines[start - 1 : min(end, start - 1 + max_lines)]:
+        cost = len(line) + 9
+        if shown and used + cost > max_chars:
+            break
+        shown.append(line)
+        used += cost
+    if len(shown) == 1 and len(shown[0]) > max_chars:
+        return [shown[0][:max_chars] + " [...]"], True
+    return shown, False
+
+
+# ---------------------------------------------------------------------------- write
+
+
+def _write(call: WriteCall, ws: Workspace, settings: ToolSettings) -> ToolOutcome:
+    path = ws.resolve(call.path)
+    rel = ws.relative(path)
+    if path.is_dir():
+        raise ToolError(f"'{rel}' is a folder; <write> needs a file path, e.g. {rel}/new_module.py")
+    content = strip_fences(call.content) if settings.strip_fences else call.content
+    existed = path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = content.encode("utf-8")
+    path.write_bytes(data)
+    n_lines = content.count("\n") + (1 if content and not content.endswith("\n") else 0)
+    verb = "overwrote" if existed else "created"
+    return ToolOutcome(
+        ok=True,
+        output=f"{verb} {rel}: {len(data)} bytes, {n_lines} lines",
+        duration_s=0.0,
+        changed_files=[rel],
+    )
+
+
+# ---------------------------------------------------------------------------- edit
+
+
+def _edit(call: EditCall, ws: Workspace, settings: ToolSettings) -> ToolOutcome:
+    path = ws.resolve(call.path)
+    rel = ws.relative(path)
+    if not path.exists():
+        raise _missing(ws, call.path.strip())
+    if path.is_dir():
+        raise ToolError(f"'{rel}' is a folder; <edit> needs a file path")
+    raw = path.read_bytes().decode("utf-8")
+    crlf = "\r\n" in raw
+    text = raw.replace("\r\n", "\n") if crlf else raw
+    old, new = call.old, call.new
+    if settings.strip_fences:
+        old, new = strip_fences(old), strip_fences(new)
+    old, new = old.replace("\r\n", "\n"), new.replace("\r\n", "\n")
+    try:
+        result = apply_edit(text, old, new, fuzzy=settings.fuzzy_edit, threshold=settings.fuzzy_threshold)
+    except ToolError as exc:
+        raise ToolError(f"edit {rel}: {exc}") from exc
+    out = result.text.replace("\n", "\r\n") if crlf else result.text
+    path.write_bytes(out.encode("utf-8"))
+
+    m = result.match
+    how = {"exact": "exact match", "whitespace": "match ignoring whitespace"}.get(
+        m.strategy, f"fuzzy match, similarity {m.score:.1f}"
+    )
+    old_range = f"line {m.start + 1}" if m.end - m.start == 1 else f"lines {m.start + 1}-{m.end}"
+    if result.new_end >= result.new_start:
+        new_range = (
+            f"now line {result.new_start}"
+            if result.new_end == result.new_start
+            else f"now lines {result.new_start}-{result.new_end}"
+        )
+    else:
+        new_range = "deleted"
+    new_lines = result.text.split("\n")
+    lo = max(1, result.new_start - _CONTEXT_BEFORE)
+    hi = min(len(new_lines), max(result.new_end, result.new_start) + _CONTEXT_AFTER)
+    context = number_lines(new_lines[lo - 1 : hi], lo) if hi >= lo else ""
+    output = f"edited {rel} ({how}): {old_range} replaced, {new_range}\n{context}"
+    return ToolOutcome(ok=True, output=output.rstrip("\n"), duration_s=0.0, changed_files=[rel])
+
+
+# ---------------------------------------------------------------------------- bash
+
+
+def _bash_env() -> dict[str, str]:
+    env = dict(os.environ)
+    # The workspace's tests must run with the interpreter (and pytest) this process runs on.
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    # Looper's own pytest plugins (textual snapshots, asyncio) are not the task's: skip
+    # loading them, which also makes each pytest start several times faster.
+    env.setdefault("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    env["NO_COLOR"] = "1"
+    env["PAGER"] = "cat"
+    env["GIT_PAGER"] = "cat"
+    env["TERM"] = "dumb"
+    return env
+
+
+def _kill_group(pgid: int) -> bool:
+    """SIGKILL every process in the group; True when any was still there."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+class _Capture:
+    """Keeps the first and last _STREAM_KEEP bytes of a stream and counts what falls between."""
+
+    def __init__(self) -> None:
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def feed(self, chunk: bytes) -> None:
+        room = _STREAM_KEEP - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if not chunk:
+            return
+        self.tail += chunk
+        excess = len(self.tail) - _STREAM_KEEP
+        if excess > 0:
+            del self.tail[:excess]
+            self.dropped += excess
+
+    def text(self) -> str:
+        if not self.dropped:
+            return (bytes(self.head) + bytes(self.tail)).decode("utf-8", "replace")
+        return self.head.decode("utf-8", "replace") + self.tail.decode("utf-8", "replace")
+
+
+class _ShellProtocol(asyncio.SubprocessProtocol):
+    """Signals the shell's exit and the pipe's end separately.
+
+    ``Process.wait()`` only returns once every pipe is closed, so a `server &` that keeps the
+    output pipe open would make a finished command look hung until the timeout."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.capture = _Capture()
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.drained: asyncio.Future[None] = loop.create_future()
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self.capture.feed(data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if not self.drained.done():
+            self.drained.set_result(None)
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+
+
+async def _bash(call: BashCall, ws: Workspace, settings: ToolSettings) -> ToolOutcome:
+    command = call.command.strip()
+    if not command:
+        raise ToolError("the <bash> command is empty; e.g. <bash>pytest -q</bash>")
+    before = await asyncio.to_thread(ws.stat_snapshot)
+    shell = shutil.which("bash") or "/bin/sh"
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.subprocess_exec(
+        lambda: _ShellProtocol(loop),
+        shell,
+        "-c",
+        command,
+        cwd=ws.root,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=_bash_env(),
+        start_new_session=True,
+    )
+    pgid = transport.get_pid()
+    timed_out = False
+    try:
+        try:
+            await asyncio.wait_for(asyncio.shield(proto.exited), settings.bash_timeout_s)
+        except TimeoutError:
+            timed_out = True
+    finally:
+        # Whatever the command left behind (a `server &`, a hung child, or everything on a
+        # timeout or a cancel) dies with its group, so no step leaks processes into the next.
+        leftovers = _kill_group(pgid)
+        try:
+            await asyncio.shield(proto.exited)
+            with contextlib.suppress(TimeoutError):
+                # A grandchild that left the group (setsid) may still hold the pipe: stop listening.
+                await asyncio.wait_for(asyncio.shield(proto.drained), _DRAIN_GRACE_S)
+        finally:
+            transport.close()
+    capture = proto.capture
+    code = transport.get_returncode()
+
+    text = strip_ansi(capture.text())
+    if "\r" in text:
+        # A progress bar redraws its line with \r; only its last state means anything.
+        text = "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n"))
+    text, truncated = cap_output(text.rstrip("\n"), settings.output_cap_chars, hidden=capture.dropped)
+    if timed_out:
+        status = f"[timed out after {settings.bash_timeout_s:g}s (process group killed)]"
+        exit_code = None
+    elif code is not None and code < 0:
+        status = f"[killed by signal {-code}]"
+        exit_code = code
+    else:
+        status = f"[exit code {code}]"
+        exit_code = code
+    notes = [status]
+    if leftovers and not timed_out:
+        notes.append("[background processes the command left running were killed]")
+    after = await asyncio.to_thread(ws.stat_snapshot)
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    output = "\n".join([text if text else "(no output)", *notes])
+    return ToolOutcome(
+        ok=not timed_out and exit_code == 0,
+        output=output,
+        exit_code=exit_code,
+        truncated=truncated,
+        duration_s=0.0,
+        changed_files=changed,
+    )
