@@ -60,6 +60,8 @@ class StoreWriter:
         self._task: asyncio.Task[None] | None = None
         self._pid = os.getpid()
         self._lock = asyncio.Lock()  # flush() and the writer task share one connection
+        self._idle = asyncio.Event()  # set when the writer task holds no unwritten batch
+        self._idle.set()
 
     def start(self) -> StoreWriter:
         self._task = asyncio.create_task(self._run(), name="looper-store-writer")
@@ -70,16 +72,21 @@ class StoreWriter:
             batch = await self.sub.get_batch()
             if not batch:
                 return
-            if self.linger_s > 0:
-                await asyncio.sleep(self.linger_s)
-                batch.extend(self.sub.drain())
-            await self.write_batch(batch)
+            self._idle.clear()
+            try:
+                if self.linger_s > 0:
+                    await asyncio.sleep(self.linger_s)
+                    batch.extend(self.sub.drain())
+                await self.write_batch(batch)
+            finally:
+                self._idle.set()
 
     async def flush(self) -> None:
-        """Write everything queued so far (the writer task may still be running)."""
+        """Return once everything published so far is committed."""
         pending = self.sub.drain()
         if pending:
             await self.write_batch(pending)
+        await self._idle.wait()
 
     async def close(self) -> None:
         """Write what is queued, then stop."""
