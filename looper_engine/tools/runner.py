@@ -199,7 +199,12 @@ def _write(call: WriteCall, ws: Workspace, settings: ToolSettings) -> ToolOutcom
     rel = ws.relative(path)
     if path.is_dir():
         raise ToolError(f"'{rel}' is a folder; <write> needs a file path, e.g. {rel}/new_module.py")
-    content = strip_fences(call.content) if settings.strip_fences else call.content
+    # The parser already stripped fences around the body (when the switch is on); stripping
+    # again here would eat a fence that is the file's real content (a Markdown file).
+    content = call.content
+    if content and not content.endswith("\n"):
+        # The tag layout rule drops the newline before </write>; a text file ends with one.
+        content += "\n"
     existed = path.exists()
     path.parent.mkdir(parents=True, exist_ok=True)
     data = content.encode("utf-8")

@@ -105,18 +105,22 @@ async def test_read_binary_and_empty_files(ws: Workspace) -> None:
     assert empty.ok and "empty" in empty.output
 
 
-async def test_write_strips_fences_and_creates_parents(ws: Workspace) -> None:
-    body = "```python\ndef f():\n    return 1\n```"
-    out = await execute(WriteCall(path="src/new/deep/mod.py", content=body), ws, ToolSettings())
+async def test_a_fenced_write_body_lands_without_fences_and_with_a_final_newline(ws: Workspace) -> None:
+    from looper_engine.protocol.parser import parse_response
+
+    reply = '<write path="src/new/deep/mod.py">\n```python\ndef f():\n    return 1\n```\n</write>'
+    call = parse_response(reply).call
+    out = await execute(call, ws, ToolSettings())
     written = (ws.root / "src" / "new" / "deep" / "mod.py").read_text()
     assert written == "def f():\n    return 1\n"
     assert out.ok and out.changed_files == ["src/new/deep/mod.py"]
     assert out.output == "created src/new/deep/mod.py: 22 bytes, 2 lines"
 
 
-async def test_write_keeps_fences_when_switched_off(ws: Workspace) -> None:
+async def test_write_writes_the_body_as_given_fences_included(ws: Workspace) -> None:
+    # fence stripping is the parser's job (and its switch); the tool never strips again
     body = "```\nx = 1\n```\n"
-    out = await execute(WriteCall(path="src/pkg/small.py", content=body), ws, ToolSettings(strip_fences=False))
+    out = await execute(WriteCall(path="src/pkg/small.py", content=body), ws, ToolSettings())
     assert out.ok and out.output.startswith("overwrote src/pkg/small.py")
     assert (ws.root / "src" / "pkg" / "small.py").read_text() == body
 
