@@ -81,6 +81,7 @@ class Sample(BaseModel):
         return {"messages": self.messages}
 
     def row_with_meta(self) -> dict[str, Any]:
+        """The row strategies take: `meta` never reaches mlx-lm."""
         return {"messages": self.messages, "meta": {"family": self.family, "task_id": self.task_id}}
 
 
@@ -130,14 +131,19 @@ class Dataset(BaseModel):
 
     def write(self, out_dir: Path) -> None:
         """DIR/train.jsonl and DIR/valid.jsonl, as `mlx_lm.lora --data DIR` reads them, plus
-        DIR/stats.json."""
+        DIR/stats.json. DIR/NAME.meta.jsonl holds each line's family and task (for
+        per-family routing); mlx-lm ignores it."""
         out_dir.mkdir(parents=True, exist_ok=True)
         for name, samples in (("train", self.train), ("valid", self.valid)):
-            tmp = out_dir / f".{name}.jsonl.tmp"
-            with tmp.open("w", encoding="utf-8") as f:
-                for s in samples:
-                    f.write(json.dumps(s.row(), ensure_ascii=False) + "\n")
-            tmp.replace(out_dir / f"{name}.jsonl")
+            for suffix, rows in (
+                ("jsonl", [s.row() for s in samples]),
+                ("meta.jsonl", [{"family": s.family, "task_id": s.task_id} for s in samples]),
+            ):
+                tmp = out_dir / f".{name}.{suffix}.tmp"
+                with tmp.open("w", encoding="utf-8") as f:
+                    for row in rows:
+                        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                tmp.replace(out_dir / f"{name}.{suffix}")
         (out_dir / "stats.json").write_text(self.stats.model_dump_json(indent=2))
 
 

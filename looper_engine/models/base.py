@@ -67,7 +67,7 @@ class Backend(abc.ABC):
         """A backend for one episode of `task`. Stateless backends return themselves."""
         return self
 
-    async def check(self) -> None:
+    async def check(self) -> None:  # noqa: B027 - optional hook
         """Raise UserError with one clear line when the backend cannot serve (server down,
         model missing). Called once before a run starts."""
 
