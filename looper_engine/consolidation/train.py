@@ -1,0 +1,793 @@
+"""LoRA training with mlx-lm, driven from Python.
+
+`train_adapter` loads a model, turns its linear layers into LoRA layers
+(`mlx_lm.tuner.utils.linear_to_lora_layers`), tokenizes chat rows with mlx-lm's own
+`ChatDataset` and runs mlx-lm's `trainer.train` with our batch iterator, loss and
+callback. What we add around it:
+
+- progress reports (`TrainProgressInfo`) with loss, speed, ETA and peak memory;
+- cancellation between any two steps, keeping every checkpoint written so far;
+- checkpoints (adapter weights, Adam state, the curve so far) every `save_every` steps,
+  from which `resume_from` continues with the same iteration numbers and batch order;
+- the final adapter written atomically in mlx-lm's layout (see adapter_files);
+- nothing printed: mlx-lm's training UI is a rich Live display on a shared console; it is
+  silenced for the duration instead of swapping `sys.stdout`, which is process-wide and
+  would also swallow what other threads (a TUI, a progress callback) print meanwhile.
+
+Rows are `{"messages": [...], "meta": {...}}`; `meta` (the task family, the episode...)
+is Looper's and is stripped before mlx-lm sees a row. With `mask_prompt` the loss covers
+the last message of each row, which must be the assistant's (mlx-lm's ChatDataset
+semantics: one row per assistant turn, its context as the prompt).
+
+Blocking: call it from a worker thread (`asyncio.to_thread`). One training runs at a
+time per process (a lock), because mlx's random state and compile cache are global.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import random
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from looper_engine.consolidation.adapter_files import (
+    ADAPTER_WEIGHTS,
+    AdapterConfig,
+    LoraParameters,
+    holds_adapter_files,
+    load_adapter_weights,
+    read_adapter_config,
+    write_adapter_atomically,
+)
+from looper_engine.errors import UserError
+from looper_engine.events import TrainProgress
+
+_TRAIN_LOCK = threading.Lock()
+
+CHECKPOINTS_DIR = "checkpoints"
+_OPTIMIZER_FILE = "optimizer.safetensors"
+_STATE_FILE = "state.json"
+_ROW_KEYS = ("messages", "tools")
+
+
+class TrainConfig(BaseModel):
+    """LoRA hyperparameters and the training schedule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rank: int = Field(16, ge=1, description="LoRA rank")
+    scale: float = Field(20.0, gt=0, description="LoRA scale (mlx-lm's name; not alpha)")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    num_layers: int = Field(-1, description="transformer blocks to adapt, from the last; -1 = all")
+    keys: list[str] | None = Field(None, description="module names to adapt; None = every linear layer")
+    learning_rate: float = Field(3e-4, gt=0)
+    iters: int = Field(50, ge=1, description="total optimizer steps (a resumed run counts from zero)")
+    batch_size: int = Field(4, ge=1)
+    max_seq_length: int = Field(2048, ge=8, description="longer samples are truncated")
+    steps_per_report: int = Field(5, ge=1)
+    steps_per_eval: int = Field(10, ge=1)
+    val_batches: int = Field(-1, ge=-1, description="validation batches per evaluation; -1 = all")
+    save_every: int = Field(10, ge=1, description="steps between checkpoints")
+    seed: int = 0
+    mask_prompt: bool = Field(True, description="loss only on the final assistant message")
+    grad_checkpoint: bool = False
+
+    @field_validator("num_layers")
+    @classmethod
+    def _layers(cls, v: int) -> int:
+        if v == 0 or v < -1:
+            raise ValueError("num_layers must be -1 (all) or a positive count")
+        return v
+
+    def lora_parameters(self) -> LoraParameters:
+        return LoraParameters(rank=self.rank, scale=self.scale, dropout=self.dropout, keys=self.keys)
+
+
+class CurvePoint(BaseModel):
+    iteration: int
+    train_loss: float | None = None
+    val_loss: float | None = None
+
+
+class TrainProgressInfo(BaseModel):
+    """One progress report, after a training-loss report or an evaluation."""
+
+    iteration: int
+    iterations: int
+    train_loss: float | None = None
+    val_loss: float | None = None
+    learning_rate: float | None = None
+    tokens_per_second: float | None = None
+    trained_tokens: int = 0
+    eta_s: float | None = None
+    peak_memory_gb: float | None = None
+    elapsed_s: float = 0.0
+
+    def to_event(self, job_id: str) -> TrainProgress:
+        return TrainProgress(
+            job_id=job_id,
+            iteration=self.iteration,
+            iterations=self.iterations,
+            train_loss=self.train_loss,
+            val_loss=self.val_loss,
+            tokens_per_second=self.tokens_per_second,
+            eta_s=self.eta_s,
+            peak_memory_gb=self.peak_memory_gb,
+        )
+
+
+class TrainResult(BaseModel):
+    status: Literal["finished", "cancelled"]
+    adapter_dir: Path | None = Field(None, description="the final adapter; None when cancelled")
+    checkpoint_dir: Path | None = Field(None, description="the latest checkpoint, to resume from")
+    iterations: int = Field(description="steps completed, counting any resumed-from steps")
+    curve: list[CurvePoint] = Field(default_factory=list)
+    tokens: int = Field(0, description="tokens under the loss, summed over steps")
+    seconds: float = Field(0.0, description="wall time, counting any resumed-from run")
+    tokens_per_second: float | None = None
+    peak_memory_gb: float | None = None
+    train_samples: int = 0
+    valid_samples: int = 0
+    batch_size: int = 0
+    notes: list[str] = Field(default_factory=list)
+
+    def final_val_loss(self) -> float | None:
+        vals = [p.val_loss for p in self.curve if p.val_loss is not None]
+        return vals[-1] if vals else None
+
+
+class DataStats(BaseModel):
+    samples: int
+    tokens: int = Field(description="all tokens, prompts included")
+    target_tokens: int = Field(description="tokens under the loss")
+    longest: int = Field(description="tokens in the longest sample")
+    truncated: int = Field(0, description="samples longer than max_seq_length")
+    unusable: int = Field(0, description="samples whose prompt alone fills max_seq_length")
+
+
+class TrainHooks:
+    """What a strategy may change about a training run. The defaults change nothing."""
+
+    def on_model_ready(self, model: Any, tokenizer: Any, config: TrainConfig) -> None:
+        """Called once the LoRA layers exist and any initial adapter is loaded."""
+
+    def wrap_loss(self, loss: Callable[..., Any]) -> Callable[..., Any]:
+        """Return the loss to train with, given mlx-lm's `default_loss(model, batch, lengths)`.
+        It must return `(loss, tokens)` and is used for validation too (with
+        `model.training` False)."""
+        return loss
+
+    def adapter_metadata(self) -> dict[str, Any]:
+        """Extra facts stored under `looper` in the adapter's config."""
+        return {}
+
+
+class _Cancelled(Exception):
+    def __init__(self, completed: int) -> None:
+        super().__init__(completed)
+        self.completed = completed
+
+
+# --- rows ---------------------------------------------------------------------------
+
+
+def clean_rows(rows: list[dict[str, Any]], *, what: str = "training") -> list[dict[str, Any]]:
+    """Check rows and keep only what mlx-lm reads (`messages`, `tools`); `meta` is dropped.
+    A malformed row raises UserError naming it."""
+    out: list[dict[str, Any]] = []
+    for n, row in enumerate(rows, 1):
+        if not isinstance(row, dict) or not isinstance(row.get("messages"), list) or not row["messages"]:
+            raise UserError(f"{what} row {n} has no 'messages' list")
+        for m in row["messages"]:
+            if (
+                not isinstance(m, dict)
+                or not isinstance(m.get("role"), str)
+                or not isinstance(m.get("content"), str)
+            ):
+                raise UserError(f"{what} row {n}: every message needs a string 'role' and 'content'")
+        if row["messages"][-1]["role"] != "assistant":
+            raise UserError(f"{what} row {n}: the last message must be the assistant's")
+        out.append({k: row[k] for k in _ROW_KEYS if k in row})
+    return out
+
+
+def row_family(row: dict[str, Any]) -> str | None:
+    """The task family a row was recorded on (`row["meta"]["family"]`), if any."""
+    meta = row.get("meta")
+    fam = meta.get("family") if isinstance(meta, dict) else None
+    return str(fam) if fam is not None else None
+
+
+def split_rows(
+    rows: list[dict[str, Any]], valid_share: float = 0.1, seed: int = 0
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """A seeded train/validation split; at least one row stays in training."""
+    if not 0.0 <= valid_share < 1.0:
+        raise UserError(f"valid_share must be in [0, 1), got {valid_share}")
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_valid = min(round(len(rows) * valid_share), max(len(rows) - 1, 0))
+    valid_idx = set(order[:n_valid])
+    return (
+        [r for i, r in enumerate(rows) if i not in valid_idx],
+        [r for i, r in enumerate(rows) if i in valid_idx],
+    )
+
+
+def _fingerprint(rows: list[dict[str, Any]]) -> str:
+    text = json.dumps(rows, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _chat_dataset(rows: list[dict[str, Any]], tokenizer: Any, mask_prompt: bool) -> Any:
+    from mlx_lm.tuner.datasets import CacheDataset, ChatDataset
+
+    return CacheDataset(ChatDataset(rows, tokenizer, mask_prompt=mask_prompt))
+
+
+def data_stats(
+    rows: list[dict[str, Any]],
+    tokenizer: Any,
+    *,
+    max_seq_length: int | None = None,
+    mask_prompt: bool = True,
+) -> DataStats:
+    """Token counts for rows as training will see them (same chat template, same masking)."""
+    ds = _chat_dataset(clean_rows(rows), tokenizer, mask_prompt)
+    total = target = longest = truncated = unusable = 0
+    for i in range(len(ds)):
+        tokens, offset = ds[i]
+        n = len(tokens)
+        total += n
+        longest = max(longest, n)
+        kept = n if max_seq_length is None else min(n, max_seq_length)
+        if max_seq_length is not None and n > max_seq_length:
+            truncated += 1
+        if offset >= kept:
+            unusable += 1
+        target += max(kept - offset, 0)
+    return DataStats(
+        samples=len(ds),
+        tokens=total,
+        target_tokens=target,
+        longest=longest,
+        truncated=truncated,
+        unusable=unusable,
+    )
+
+
+# --- batches ------------------------------------------------------------------------
+
+
+def _make_batch(dataset: Any, idxs: list[int], max_seq_length: int) -> tuple[Any, Any]:
+    """mlx-lm's batch layout: token ids padded with 0 to one plus a multiple of 32, and
+    per row (prompt offset, length) for `default_loss`'s mask."""
+    import mlx.core as mx
+    import numpy as np
+
+    items = [dataset[j] for j in idxs]
+    lengths = [min(len(tokens), max_seq_length) for tokens, _ in items]
+    width = min(1 + 32 * ((max(lengths) + 31) // 32), max_seq_length)
+    arr = np.zeros((len(items), width), np.int32)
+    for row, ((tokens, _), n) in enumerate(zip(items, lengths, strict=True)):
+        arr[row, :n] = tokens[:n]
+    offsets = [offset for _, offset in items]
+    return mx.array(arr), mx.array(list(zip(offsets, lengths, strict=True)))
+
+
+def _train_batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+    """Rows sorted by length and cut into batches of similar length, to waste little
+    padding. A short last batch is topped up with the rows before it, so every row is
+    trained on (mlx-lm's own iterator drops the remainder) and every batch has the same
+    number of rows."""
+    order = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    if len(batches[-1]) < batch_size:
+        batches[-1] = order[-batch_size:]
+    return batches
+
+
+def _epoch_order(n_batches: int, seed: int, epoch: int) -> list[int]:
+    import numpy as np
+
+    return [int(i) for i in np.random.default_rng([seed, epoch]).permutation(n_batches)]
+
+
+def _eval_batches(dataset: Any, batch_size: int, num_batches: int, seed: int) -> list[list[int]]:
+    """All rows (or a seeded sample of `num_batches` batches), the last batch possibly short,
+    so the validation loss covers the whole set."""
+    idx = list(range(len(dataset)))
+    if num_batches != -1:
+        random.Random(seed).shuffle(idx)
+        idx = idx[: num_batches * batch_size]
+    idx.sort(key=lambda i: (len(dataset[i][0]), i))
+    return [idx[i : i + batch_size] for i in range(0, len(idx), batch_size)]
+
+
+# --- output ---------------------------------------------------------------------------
+
+
+@contextmanager
+def silenced_mlx_console() -> Iterator[None]:
+    """Mute mlx-lm's shared rich console. A console that is not a terminal makes rich's
+    Live display neither redraw nor redirect sys.stdout, and `quiet` drops the rest."""
+    from mlx_lm.cli_ui import make_console
+
+    console = make_console()
+    saved = (console.quiet, console._force_terminal)
+    console.quiet = True
+    console._force_terminal = False
+    try:
+        yield
+    finally:
+        console.quiet, console._force_terminal = saved
+
+
+# --- checkpoints ----------------------------------------------------------------------
+
+
+class _CheckpointState(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    iteration: int
+    iterations: int
+    curve: list[CurvePoint] = Field(default_factory=list)
+    tokens: int = 0
+    seconds: float = 0.0
+    config: dict[str, Any] = Field(default_factory=dict)
+    model: str = ""
+    data_fingerprint: str = ""
+    has_optimizer: bool = False
+
+
+def _checkpoint_name(iteration: int) -> str:
+    return f"it-{iteration:07d}"
+
+
+def find_checkpoint(path: Path) -> Path:
+    """The checkpoint to resume from: `path` itself when it is one, else the latest one in
+    `path/checkpoints/` or `path`. UserError when there is none."""
+    path = Path(path)
+    if (path / _STATE_FILE).is_file():
+        return path
+    for folder in (path / CHECKPOINTS_DIR, path):
+        if folder.is_dir():
+            found = sorted(
+                p for p in folder.iterdir() if p.name.startswith("it-") and (p / _STATE_FILE).is_file()
+            )
+            if found:
+                return found[-1]
+    raise UserError(f"no training checkpoint found in {path}")
+
+
+def _read_checkpoint(path: Path) -> _CheckpointState:
+    try:
+        return _CheckpointState.model_validate_json((path / _STATE_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot read checkpoint {path}: {exc}") from None
+
+
+def _write_checkpoint(
+    ckpt_root: Path,
+    state: _CheckpointState,
+    weights: dict[str, Any],
+    optimizer_state: dict[str, Any],
+    adapter_config: AdapterConfig,
+) -> Path:
+    import mlx.core as mx
+
+    dest = ckpt_root / _checkpoint_name(state.iteration)
+    if (dest / _STATE_FILE).is_file():
+        return dest
+    ckpt_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".writing-", dir=ckpt_root))
+    try:
+        mx.save_safetensors(str(tmp / ADAPTER_WEIGHTS), weights, metadata={"format": "mlx"})
+        mx.save_safetensors(str(tmp / _OPTIMIZER_FILE), optimizer_state)
+        # A checkpoint is also a loadable adapter, so an intermediate one can be evaluated.
+        (tmp / "adapter_config.json").write_text(adapter_config.model_dump_json(indent=2) + "\n")
+        (tmp / _STATE_FILE).write_text(state.model_dump_json(indent=2) + "\n")
+        os.chmod(tmp, 0o755)
+        if dest.exists():
+            shutil.rmtree(dest)  # an incomplete leftover without state.json
+        os.rename(tmp, dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
+# --- training -----------------------------------------------------------------------
+
+
+def _merge_curve(curve: dict[int, CurvePoint], point: CurvePoint) -> None:
+    have = curve.get(point.iteration)
+    if have is None:
+        curve[point.iteration] = point
+        return
+    if point.train_loss is not None:
+        have.train_loss = point.train_loss
+    if point.val_loss is not None:
+        have.val_loss = point.val_loss
+
+
+def _check_same_lora(cfg: TrainConfig, other: AdapterConfig, n_layers: int, where: str) -> None:
+    mine_layers = min(n_layers, cfg.num_layers) if cfg.num_layers > 0 else n_layers
+    theirs_layers = min(other.num_layers, n_layers) if other.num_layers > 0 else n_layers
+    mine = (cfg.rank, cfg.scale, cfg.keys, mine_layers)
+    lp = other.lora_parameters
+    theirs = (lp.rank, lp.scale, lp.keys, theirs_layers)
+    if mine != theirs:
+        raise UserError(
+            f"{where} has LoRA rank {lp.rank}, scale {lp.scale}, keys {lp.keys}, {theirs_layers} layers; "
+            f"this run asks for rank {cfg.rank}, scale {cfg.scale}, keys {cfg.keys}, {mine_layers} layers"
+        )
+
+
+def train_adapter(
+    model_path: Path,
+    train_rows: list[dict[str, Any]],
+    valid_rows: list[dict[str, Any]],
+    out_dir: Path,
+    config: TrainConfig,
+    *,
+    on_progress: Callable[[TrainProgressInfo], None] | None = None,
+    cancel: threading.Event | None = None,
+    resume_from: Path | None = None,
+    init_adapter: Path | None = None,
+    strategy_hooks: TrainHooks | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train a LoRA adapter on chat rows and write it to `out_dir` (mlx-lm's layout).
+
+    `out_dir` must not hold an adapter yet; checkpoints go to `out_dir/checkpoints/`.
+    `init_adapter` starts from an existing adapter's weights (continual training);
+    `resume_from` (a checkpoint, or a run folder holding checkpoints) continues an earlier
+    run: same iteration numbers, same batch order, Adam state restored, and the curve is
+    the earlier one followed by the new points. When `cancel` is set the run stops before
+    its next step, writes a checkpoint there and returns status "cancelled" without a
+    final adapter. `metadata` is stored under `looper` in the adapter config."""
+    import mlx.core as mx
+    import mlx.optimizers as optim
+    from mlx.utils import tree_flatten, tree_unflatten
+    from mlx_lm import load
+    from mlx_lm.tuner.callbacks import TrainingCallback
+    from mlx_lm.tuner.trainer import TrainingArgs, default_loss, evaluate, train
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    model_path = Path(model_path)
+    out_dir = Path(out_dir)
+    hooks = strategy_hooks or TrainHooks()
+    if not (model_path / "config.json").is_file():
+        raise UserError(f"model folder {model_path} has no config.json")
+    if not train_rows:
+        raise UserError("no training rows: nothing to train on")
+    if resume_from is not None and init_adapter is not None:
+        raise UserError("give either resume_from or init_adapter, not both")
+    if out_dir.is_dir() and holds_adapter_files(out_dir):
+        raise UserError(f"{out_dir} already holds an adapter; choose a new folder")
+    train_clean = clean_rows(train_rows)
+    valid_clean = clean_rows(valid_rows, what="validation") if valid_rows else []
+    checkpoint: _CheckpointState | None = None
+    ckpt_path: Path | None = None
+    if resume_from is not None:
+        ckpt_path = find_checkpoint(resume_from)
+        checkpoint = _read_checkpoint(ckpt_path)
+    init_cfg = read_adapter_config(init_adapter) if init_adapter is not None else None
+
+    with _TRAIN_LOCK, silenced_mlx_console():
+        wall0 = time.perf_counter()
+        notes: list[str] = []
+        mx.reset_peak_memory()
+        model, tokenizer = load(str(model_path))
+        n_layers = len(model.layers)
+        if config.num_layers > n_layers:
+            raise UserError(f"num_layers {config.num_layers} exceeds the model's {n_layers} layers")
+        layers = n_layers if config.num_layers == -1 else config.num_layers
+
+        # mlx-lm seeds the same way, so LoRA's initial A matrices match its CLI's.
+        mx.random.seed(config.seed)
+        model.freeze()
+        lora_cfg = config.lora_parameters()
+        linear_to_lora_layers(model, layers, lora_cfg.model_dump(exclude_none=True))
+        if init_cfg is not None and init_adapter is not None:
+            _check_same_lora(config, init_cfg, n_layers, f"initial adapter {init_adapter}")
+            model.load_weights(list(load_adapter_weights(init_adapter).items()), strict=False)
+        if checkpoint is not None and ckpt_path is not None:
+            _check_same_lora(
+                config,
+                read_adapter_config(ckpt_path),
+                n_layers,
+                f"checkpoint {ckpt_path}",
+            )
+            model.load_weights(list(load_adapter_weights(ckpt_path).items()), strict=False)
+            if checkpoint.data_fingerprint and checkpoint.data_fingerprint != _fingerprint(train_clean):
+                notes.append("resumed on different training rows than the checkpoint was trained on")
+        mx.eval(model.parameters())
+        hooks.on_model_ready(model, tokenizer, config)
+
+        train_ds = _chat_dataset(train_clean, tokenizer, config.mask_prompt)
+        keep = [
+            i
+            for i in range(len(train_ds))
+            if train_ds[i][1] < min(len(train_ds[i][0]), config.max_seq_length)
+        ]
+        if len(keep) < len(train_ds):
+            notes.append(
+                f"{len(train_ds) - len(keep)} training rows skipped: their prompt fills max_seq_length"
+            )
+            if not keep:
+                raise UserError(
+                    f"every training row's prompt is longer than max_seq_length {config.max_seq_length}"
+                )
+            train_clean = [train_clean[i] for i in keep]
+            train_ds = _chat_dataset(train_clean, tokenizer, config.mask_prompt)
+        lengths = [len(train_ds[i][0]) for i in range(len(train_ds))]
+        if max(lengths) > config.max_seq_length:
+            n_long = sum(n > config.max_seq_length for n in lengths)
+            notes.append(f"{n_long} training rows truncated to max_seq_length {config.max_seq_length}")
+        valid_ds = _chat_dataset(valid_clean, tokenizer, config.mask_prompt) if valid_clean else None
+        if valid_ds is not None:
+            valid_ok = [
+                i
+                for i in range(len(valid_ds))
+                if valid_ds[i][1] < min(len(valid_ds[i][0]), config.max_seq_length)
+            ]
+            if len(valid_ok) < len(valid_ds):
+                notes.append(f"{len(valid_ds) - len(valid_ok)} validation rows skipped: prompt too long")
+                valid_clean = [valid_clean[i] for i in valid_ok]
+                valid_ds = _chat_dataset(valid_clean, tokenizer, config.mask_prompt) if valid_clean else None
+
+        batch_size = min(config.batch_size, len(train_ds))
+        if batch_size < config.batch_size:
+            notes.append(f"batch size {batch_size}: only {len(train_ds)} training rows")
+        batches = _train_batches(lengths, batch_size)
+
+        loss_fn = hooks.wrap_loss(default_loss)
+        optimizer = optim.Adam(learning_rate=config.learning_rate)
+        start = 0
+        curve: dict[int, CurvePoint] = {}
+        prior_tokens, prior_seconds = 0, 0.0
+        if checkpoint is not None and ckpt_path is not None:
+            start = checkpoint.iteration
+            for p in checkpoint.curve:
+                _merge_curve(curve, p.model_copy())
+            prior_tokens, prior_seconds = checkpoint.tokens, checkpoint.seconds
+            opt_file = ckpt_path / _OPTIMIZER_FILE
+            if checkpoint.has_optimizer and opt_file.is_file():
+                optimizer.init(model.trainable_parameters())
+                restored = tree_unflatten(list(mx.load(str(opt_file)).items()))
+                restored["learning_rate"] = mx.array(config.learning_rate, dtype=mx.float32)
+                optimizer.state = restored
+            else:
+                notes.append("checkpoint has no optimizer state; Adam restarted")
+
+        total = config.iters
+        ckpt_root = out_dir / CHECKPOINTS_DIR
+        fingerprint = _fingerprint(train_clean)
+        adapter_cfg = AdapterConfig(
+            fine_tune_type="lora",
+            num_layers=layers,
+            lora_parameters=lora_cfg,
+            model=str(model_path),
+            looper={
+                **(metadata or {}),
+                **hooks.adapter_metadata(),
+                "base_model": str(model_path),
+                "train_samples": len(train_clean),
+                "valid_samples": len(valid_clean),
+                "seed": config.seed,
+                "init_adapter": str(init_adapter) if init_adapter is not None else None,
+            },
+        )
+        progress = {"tokens": 0, "last_ckpt": None, "started": time.perf_counter(), "done0": start}
+
+        def peak_gb() -> float:
+            return mx.get_peak_memory() / 1e9
+
+        def elapsed() -> float:
+            return time.perf_counter() - wall0
+
+        def eta(done: int) -> float | None:
+            ran = done - progress["done0"]
+            if ran <= 0:
+                return None
+            return (time.perf_counter() - progress["started"]) / ran * max(total - done, 0)
+
+        def emit(info: TrainProgressInfo) -> None:
+            if on_progress is not None:
+                on_progress(info)
+
+        def save_checkpoint(done: int) -> Path:
+            state = _CheckpointState(
+                iteration=done,
+                iterations=total,
+                curve=[curve[k] for k in sorted(curve)],
+                tokens=prior_tokens + progress["tokens"],
+                seconds=prior_seconds + elapsed(),
+                config=config.model_dump(mode="json"),
+                model=str(model_path),
+                data_fingerprint=fingerprint,
+                has_optimizer=True,
+            )
+            ckpt_cfg = adapter_cfg.model_copy(
+                update={"looper": {**adapter_cfg.looper, "checkpoint_iteration": done}}
+            )
+            path = _write_checkpoint(
+                ckpt_root,
+                state,
+                dict(tree_flatten(model.trainable_parameters())),
+                dict(tree_flatten(optimizer.state)),
+                ckpt_cfg,
+            )
+            progress["last_ckpt"] = path
+            return path
+
+        def run_eval(done: int) -> None:
+            if valid_ds is None:
+                return
+            val_loss = evaluate(
+                model=model,
+                dataset=valid_ds,
+                batch_size=batch_size,
+                num_batches=config.val_batches,
+                max_seq_length=config.max_seq_length,
+                loss=loss_fn,
+                iterate_batches=eval_iterate,
+            )
+            model.train()
+            _merge_curve(curve, CurvePoint(iteration=done, val_loss=val_loss))
+            emit(
+                TrainProgressInfo(
+                    iteration=done,
+                    iterations=total,
+                    val_loss=val_loss,
+                    trained_tokens=prior_tokens + progress["tokens"],
+                    eta_s=eta(done),
+                    peak_memory_gb=peak_gb(),
+                    elapsed_s=elapsed(),
+                )
+            )
+
+        def check_cancel(done: int) -> None:
+            if cancel is not None and cancel.is_set():
+                raise _Cancelled(done)
+
+        def eval_iterate(dataset: Any, batch_size: int, max_seq_length: int, **_: Any) -> Iterator[Any]:
+            for idxs in _eval_batches(dataset, batch_size, config.val_batches, config.seed):
+                yield _make_batch(dataset, idxs, max_seq_length)
+
+        def train_iterate(dataset: Any, batch_size: int, max_seq_length: int, **_: Any) -> Iterator[Any]:
+            # mlx-lm pulls the next batch only after the previous step is fully evaluated,
+            # so this is the one place between steps: evaluate, checkpoint, cancel here.
+            done = start
+            while True:
+                # A resumed run's first point was evaluated before its checkpoint was saved.
+                if done % config.steps_per_eval == 0 and not (done > 0 and done == start):
+                    run_eval(done)
+                if done > start and done % config.save_every == 0:
+                    save_checkpoint(done)
+                check_cancel(done)
+                epoch, pos = divmod(done, len(batches))
+                idxs = batches[_epoch_order(len(batches), config.seed, epoch)[pos]]
+                yield _make_batch(dataset, idxs, max_seq_length)
+                done += 1
+
+        class _Reporter(TrainingCallback):
+            def on_train_loss_report(self, info: dict[str, Any]) -> None:
+                done = start + int(info["iteration"])
+                progress["tokens"] = int(info["trained_tokens"])
+                _merge_curve(curve, CurvePoint(iteration=done, train_loss=float(info["train_loss"])))
+                emit(
+                    TrainProgressInfo(
+                        iteration=done,
+                        iterations=total,
+                        train_loss=float(info["train_loss"]),
+                        learning_rate=float(info["learning_rate"]),
+                        tokens_per_second=float(info["tokens_per_second"]),
+                        trained_tokens=prior_tokens + progress["tokens"],
+                        eta_s=eta(done),
+                        peak_memory_gb=float(info["peak_memory"]),
+                        elapsed_s=elapsed(),
+                    )
+                )
+                check_cancel(done)
+
+        def result(status: Literal["finished", "cancelled"], done: int, adapter: Path | None) -> TrainResult:
+            tokens = prior_tokens + progress["tokens"]
+            seconds = prior_seconds + elapsed()
+            train_seconds = time.perf_counter() - progress["started"]
+            return TrainResult(
+                status=status,
+                adapter_dir=adapter,
+                checkpoint_dir=progress["last_ckpt"],
+                iterations=done,
+                curve=[curve[k] for k in sorted(curve)],
+                tokens=tokens,
+                seconds=seconds,
+                tokens_per_second=(progress["tokens"] / train_seconds)
+                if progress["tokens"] and train_seconds > 0
+                else None,
+                peak_memory_gb=peak_gb(),
+                train_samples=len(train_clean),
+                valid_samples=len(valid_clean),
+                batch_size=batch_size,
+                notes=notes,
+            )
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".train-", dir=out_dir))
+        try:
+            done = start
+            if start < total:
+                args = TrainingArgs(
+                    batch_size=batch_size,
+                    iters=total - start,
+                    val_batches=config.val_batches,
+                    steps_per_report=config.steps_per_report,
+                    # evaluation and saving happen in train_iterate, on our own schedule
+                    steps_per_eval=total + 1,
+                    steps_per_save=total + 1,
+                    adapter_file=str(scratch / ADAPTER_WEIGHTS),
+                    max_seq_length=config.max_seq_length,
+                    grad_checkpoint=config.grad_checkpoint,
+                )
+                model.train()
+                progress["started"] = time.perf_counter()
+                try:
+                    train(
+                        model=model,
+                        optimizer=optimizer,
+                        train_dataset=train_ds,
+                        val_dataset=None,
+                        args=args,
+                        loss=loss_fn,
+                        iterate_batches=train_iterate,
+                        training_callback=_Reporter(),
+                    )
+                except _Cancelled as stop:
+                    if stop.completed > start and (
+                        progress["last_ckpt"] is None
+                        or progress["last_ckpt"].name != _checkpoint_name(stop.completed)
+                    ):
+                        save_checkpoint(stop.completed)
+                    notes.append(f"cancelled after {stop.completed} of {total} steps")
+                    return result("cancelled", stop.completed, None)
+                done = total
+                if valid_ds is not None and (curve.get(done) is None or curve[done].val_loss is None):
+                    run_eval(done)
+                save_checkpoint(done)
+            weights = dict(tree_flatten(model.trainable_parameters()))
+            final_cfg = adapter_cfg.model_copy(
+                update={
+                    "looper": {
+                        **adapter_cfg.looper,
+                        "iterations": done,
+                        "final_val_loss": next(
+                            (
+                                curve[k].val_loss
+                                for k in sorted(curve, reverse=True)
+                                if curve[k].val_loss is not None
+                            ),
+                            None,
+                        ),
+                    }
+                }
+            )
+            write_adapter_atomically(out_dir, weights, final_cfg)
+            if any(p.train_loss is not None and math.isnan(p.train_loss) for p in curve.values()):
+                notes.append("training loss became NaN; lower the learning rate")
+            return result("finished", done, out_dir)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
