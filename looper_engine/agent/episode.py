@@ -62,6 +62,9 @@ class EpisodeResult(BaseModel):
     loop_alarms: int = 0
 
 
+_RESULT_FIELDS = set(EpisodeResult.model_fields) - {"episode_id", "task_id"}
+
+
 def observation_text(outcome: ToolOutcome, notes: list[str]) -> str:
     parts = [outcome.output.rstrip("\n"), *notes]
     return "\n".join(p for p in parts if p)
@@ -190,25 +193,7 @@ class Episode:
             self.control.finish()
             if ws is not None:
                 ws.cleanup()
-        self._emit(
-            EpisodeFinished(
-                status=status,
-                resolved=status == "resolved",
-                reason=reason,
-                steps=self.step,
-                prompt_tokens=self.prompt_tokens,
-                completion_tokens=self.completion_tokens,
-                duration_s=time.monotonic() - started,
-                loop_alarms=self.alarms,
-                tests_passed=score.tests_passed if score else 0,
-                tests_failed=score.tests_failed if score else 0,
-                test_output=score.output if score else "",
-                error_signature=score.error_signature if score else "",
-            )
-        )
-        return EpisodeResult(
-            episode_id=self.id,
-            task_id=self.task.id,
+        finished = EpisodeFinished(
             status=status,
             resolved=status == "resolved",
             reason=reason,
@@ -217,7 +202,13 @@ class Episode:
             completion_tokens=self.completion_tokens,
             duration_s=time.monotonic() - started,
             loop_alarms=self.alarms,
+            tests_passed=score.tests_passed if score else 0,
+            tests_failed=score.tests_failed if score else 0,
+            test_output=score.output if score else "",
+            error_signature=score.error_signature if score else "",
         )
+        self._emit(finished)
+        return EpisodeResult(episode_id=self.id, task_id=self.task.id, **finished.model_dump(include=_RESULT_FIELDS))
 
     async def _replay(self, call_data: dict, ws: Workspace) -> None:
         """Re-execute a recorded call so a forked episode's workspace matches its parent's."""
