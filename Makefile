@@ -2,6 +2,10 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# mlx's CPU wheel ships a slow reference BLAS; where Debian's OpenBLAS is installed
+# (apt-get install libopenblas0-pthread), preloading it makes LoRA training ~20x faster.
+OPENBLAS := $(wildcard /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3)
+RUNENV := $(if $(OPENBLAS),env LD_PRELOAD=$(OPENBLAS),)
 
 .PHONY: run test lint bench clean
 
@@ -12,16 +16,16 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/looper $(ARGS)
+	$(RUNENV) $(BIN)/looper $(ARGS)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(RUNENV) $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check looper_engine looper_tui tests bench
 
 bench: $(STAMP)
-	for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+	for f in bench/bench_*.py; do echo "== $$f"; $(RUNENV) $(BIN)/python $$f || exit 1; done
 
 clean:
 	rm -rf $(VENV) build *.egg-info
