@@ -35,16 +35,17 @@ async def register_adapter(store: Store, record: AdapterRecord) -> None:
     for k in _JSON:
         data[k] = json.dumps(data[k])
     cols = list(data)
-    await store.db.execute("BEGIN IMMEDIATE")
-    try:
-        await store.db.execute(
-            f"INSERT INTO adapters({', '.join(cols)}) VALUES({', '.join('?' * len(cols))})",
-            tuple(data[c] for c in cols),
-        )
-        await store.db.execute("COMMIT")
-    except BaseException:
-        await store.db.execute("ROLLBACK")
-        raise
+    async with store.tx_lock:
+        await store.db.execute("BEGIN IMMEDIATE")
+        try:
+            await store.db.execute(
+                f"INSERT INTO adapters({', '.join(cols)}) VALUES({', '.join('?' * len(cols))})",
+                tuple(data[c] for c in cols),
+            )
+            await store.db.execute("COMMIT")
+        except BaseException:
+            await store.db.execute("ROLLBACK")
+            raise
 
 
 def _record(row: dict[str, Any]) -> AdapterRecord:

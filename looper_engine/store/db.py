@@ -7,6 +7,7 @@ while it was running is marked interrupted on the next open, with an event that 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sqlite3
@@ -105,6 +106,10 @@ class Store:
     def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
         self.path = path
         self.db = db
+        # SQLite transactions do not nest, and every writer of this store (the event writer,
+        # the adapter registry, experiments) shares this one connection: each transaction
+        # holds this lock from BEGIN to COMMIT.
+        self.tx_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, path: Path | str = DEFAULT_DB, *, create: bool = True) -> Store:
@@ -182,6 +187,11 @@ class Store:
         )
         stale = [r for r in await cur.fetchall() if not _pid_alive(r[2])]
         now = time.time()
+        async with self.tx_lock:
+            await self._mark_stale(stale, now)
+        return [r[0] for r in stale]
+
+    async def _mark_stale(self, stale: list[Any], now: float) -> None:
         if stale:
             await self.db.execute("BEGIN IMMEDIATE")
             try:
@@ -219,7 +229,6 @@ class Store:
                 await self.db.execute(
                     "UPDATE runs SET status='interrupted', finished_at=? WHERE id=?", (now, run_id)
                 )
-        return [r[0] for r in stale]
 
     async def close(self) -> None:
         await self.db.close()

@@ -59,7 +59,6 @@ class StoreWriter:
         self.written = 0
         self._task: asyncio.Task[None] | None = None
         self._pid = os.getpid()
-        self._lock = asyncio.Lock()  # flush() and the writer task share one connection
         self._idle = asyncio.Event()  # set when the writer task holds no unwritten batch
         self._idle.set()
 
@@ -216,7 +215,7 @@ class StoreWriter:
             for (ep, st), vals in steps.items()
             if vals
         ]
-        async with self._lock:
+        async with self.store.tx_lock:
             await self._commit(statements, step_rows, events_rows)
         self.written += len(batch)
 
