@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: list[str] = [
     # 0 -> 1
@@ -101,6 +101,80 @@ MIGRATIONS: list[str] = [
         path TEXT NOT NULL,
         status TEXT NOT NULL DEFAULT 'ready',
         created_at REAL NOT NULL
+    );
+    """,
+    # 1 -> 2: experiments (day/night cycles). Each finished unit of work is one row, written
+    # in one transaction, so a killed experiment resumes by skipping what is recorded.
+    """
+    CREATE TABLE IF NOT EXISTS experiments (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        spec_hash TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        source_path TEXT NOT NULL DEFAULT '',
+        status TEXT NOT NULL DEFAULT 'running',
+        created_at REAL NOT NULL,
+        updated_at REAL NOT NULL,
+        finished_at REAL,
+        owner_pid INTEGER
+    );
+    CREATE TABLE IF NOT EXISTS exp_cells (
+        exp_id TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        cycle INTEGER NOT NULL,
+        phase TEXT NOT NULL,
+        chunk INTEGER NOT NULL,
+        task_id TEXT NOT NULL,
+        episode_id TEXT NOT NULL,
+        resolved INTEGER NOT NULL,
+        fingerprint TEXT NOT NULL,
+        reused INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL DEFAULT '',
+        steps INTEGER NOT NULL DEFAULT 0,
+        tokens INTEGER NOT NULL DEFAULT 0,
+        tool_calls INTEGER NOT NULL DEFAULT 0,
+        loop_alarms INTEGER NOT NULL DEFAULT 0,
+        duration_s REAL NOT NULL DEFAULT 0,
+        error_signature TEXT NOT NULL DEFAULT '',
+        created_at REAL NOT NULL,
+        PRIMARY KEY (exp_id, arm, seed, cycle, phase, chunk, task_id)
+    );
+    CREATE INDEX IF NOT EXISTS exp_cells_fingerprint ON exp_cells(exp_id, fingerprint, task_id, seed);
+    CREATE TABLE IF NOT EXISTS exp_pending (
+        exp_id TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        episode_id TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (exp_id, episode_id)
+    );
+    CREATE TABLE IF NOT EXISTS exp_candidates (
+        exp_id TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        cycle INTEGER NOT NULL,
+        skipped TEXT NOT NULL DEFAULT '',
+        state TEXT NOT NULL DEFAULT '{}',
+        episodes TEXT NOT NULL DEFAULT '[]',
+        curve TEXT NOT NULL DEFAULT '[]',
+        data_stats TEXT NOT NULL DEFAULT '{}',
+        notes TEXT NOT NULL DEFAULT '[]',
+        seconds REAL NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (exp_id, arm, seed, cycle)
+    );
+    CREATE TABLE IF NOT EXISTS exp_nights (
+        exp_id TEXT NOT NULL,
+        arm TEXT NOT NULL,
+        seed INTEGER NOT NULL,
+        cycle INTEGER NOT NULL,
+        adopted INTEGER NOT NULL,
+        verdict TEXT NOT NULL DEFAULT '{}',
+        state TEXT NOT NULL DEFAULT '{}',
+        created_at REAL NOT NULL,
+        PRIMARY KEY (exp_id, arm, seed, cycle)
     );
     """,
 ]

@@ -1,0 +1,141 @@
+"""Experiment files: the shipped examples load, and every bad file is one line naming the field,
+exit code 2, with nothing run and no row written."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from looper_engine.errors import UserError
+from looper_engine.evaluation.experiment import load_experiment, parse_experiment, plan_experiment
+from looper_engine.store.db import Store
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "experiments"
+
+GOOD = """
+model = "scripted:wrong-fix"
+chunk_size = 2
+[stream]
+families = ["off_by_one", "wrong_operator"]
+per_family = 2
+[[arms]]
+name = "base"
+"""
+
+
+def looper(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "looper_engine.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120
+    )
+
+
+@pytest.mark.parametrize("name", ["weights_vs_prompt", "adapter_on_top_of_memory", "koans_smoke"])
+def test_shipped_examples_load_and_plan(name: str) -> None:
+    spec = load_experiment(EXAMPLES / f"{name}.toml")
+    plan = plan_experiment(spec, EXAMPLES / f"{name}.toml")
+    assert plan.n_chunks >= 2
+    assert all(len(c) == spec.chunk_size for c in plan.chunks)
+    assert not set(plan.heldout) & {t for c in plan.chunks for t in c}
+
+
+def test_the_two_questions_are_one_file_each() -> None:
+    weights = load_experiment(EXAMPLES / "weights_vs_prompt.toml")
+    assert {a.layers for a in weights.arms} == {(), ("adapter",), ("prompt-skill",)}
+    on_top = load_experiment(EXAMPLES / "adapter_on_top_of_memory.toml")
+    assert {a.layers for a in on_top.arms} == {(), ("memory",), ("adapter", "memory")}
+
+
+def test_families_come_in_the_given_order_and_are_cut_into_chunks() -> None:
+    spec = parse_experiment(GOOD.replace('"off_by_one", "wrong_operator"', '"wrong_operator", "off_by_one"'))
+    plan = plan_experiment(spec)
+    assert [t.split("/")[0] for c in plan.chunks for t in c] == ["wrong_operator"] * 2 + ["off_by_one"] * 2
+    assert [len(c) for c in plan.chunks] == [2, 2]
+    assert spec.name == "experiment"
+
+
+def test_arm_settings_reach_the_agent_config() -> None:
+    spec = parse_experiment(
+        GOOD
+        + """
+[agent]
+few_shot = false
+[[arms]]
+name = "no-loops"
+kind = "framework"
+off = ["loop_detection"]
+config = { max_steps = 3 }
+"""
+    )
+    arm = spec.arms[1]
+    cfg = arm.agent_config(spec.limits, seed=7, common=spec.agent)
+    assert (cfg.loop_detection, cfg.max_steps, cfg.few_shot, cfg.seed) == (False, 3, False, 7)
+    assert spec.arms[0].agent_config(spec.limits, 0, spec.agent).loop_detection is True
+
+
+BAD = {
+    "unknown arm kind": (
+        GOOD + '[[arms]]\nname = "x"\nkind = "wizard"\n',
+        "arms[1].kind: unknown arm kind 'wizard'",
+    ),
+    "unknown strategy": (
+        GOOD.replace("scripted:wrong-fix", "mlx:/nowhere") + '[[arms]]\nname = "x"\nkind = "adapter"\nstrategy = "foo"\n',
+        "arms[1].strategy: unknown strategy 'foo' (known: naive, replay, ewc, routing, merge)",
+    ),
+    "chunk larger than the stream": (
+        GOOD.replace("chunk_size = 2", "chunk_size = 9"),
+        "chunk_size: 9 is larger than the stream (4 tasks)",
+    ),
+    "missing dataset": (
+        GOOD.replace('families = ["off_by_one", "wrong_operator"]\nper_family = 2',
+                     'source = "swe-bench-cl"\ncurriculum = "missing.json"\nrepos = "."'),
+        "stream.curriculum: file not found:",
+    ),
+    "model that does not load": (
+        GOOD + '[[arms]]\nname = "x"\nmodel = "mlx:no/such/model"\n',
+        "arms[1].model: no/such/model is not an MLX model folder",
+    ),
+    "misspelt setting": (
+        GOOD + '[[arms]]\nname = "x"\nmodle = "scripted:oracle"\n',
+        "arms[1].modle: unknown setting",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_a_bad_file_is_one_line_naming_the_field_exit_2_and_nothing_written(tmp_path: Path, case: str) -> None:
+    text, expected = BAD[case]
+    (tmp_path / "exp.toml").write_text(text)
+    db = tmp_path / "lab.db"
+    asyncio.run(_empty_store(db))  # an existing lab: the bad file must leave it untouched
+    r = looper("experiment", "run", "exp.toml", "--db", str(db), "--quiet", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert lines[0].startswith("looper: exp.toml: ") and expected in lines[0], lines[0]
+    con = sqlite3.connect(db)
+    for table in ("experiments", "exp_cells", "exp_nights", "runs", "episodes"):
+        assert con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] == 0, table
+    assert not (tmp_path / "adapters").exists()
+
+
+async def _empty_store(path: Path) -> None:
+    store = await Store.open(path)
+    await store.close()
+
+
+def test_errors_in_memory_name_the_field() -> None:
+    with pytest.raises(UserError, match=r"^exp: arms\[0\]\.config\.max_stepz: unknown setting$"):
+        parse_experiment(GOOD.replace('name = "base"', 'name = "base"\nconfig = { max_stepz = 3 }'), "exp")
+    with pytest.raises(UserError, match=r"^exp: arms\[1\]\.name: two arms are called 'base'$"):
+        parse_experiment(GOOD + '[[arms]]\nname = "base"\n', "exp")
+    with pytest.raises(UserError, match=r"^exp: arms\[0\]\.name: 'zero-shot' is reserved"):
+        parse_experiment(GOOD.replace('name = "base"', 'name = "zero-shot"'), "exp")
+    with pytest.raises(UserError, match=r"^exp: not valid TOML"):
+        parse_experiment("model = ", "exp")
+    with pytest.raises(UserError, match=r"^exp: heldout: off_by_one/date_range is both in the stream and held out"):
+        plan_experiment(parse_experiment(GOOD + '[heldout]\ntasks = ["off_by_one/date_range"]\n'), "exp")
