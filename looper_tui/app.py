@@ -181,6 +181,8 @@ class LooperApp(App[int]):
                 self._announce_alarm(alarm)
             if not changes:
                 return
+            if not self.is_running:
+                return  # shutting down: the screens are being taken apart
             update = LabChanged(changes)
             for screen in self.screen_stack:
                 # A screen still composing draws from the state when it mounts.

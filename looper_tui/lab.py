@@ -111,12 +111,16 @@ class Lab:
         pending = [t for t in self._active if not t.done()]
         if pending:
             await asyncio.wait(pending, timeout=grace_s)
-        if self.writer is not None:
-            await self.writer.close()
+        try:
+            if self.writer is not None:
+                await self.writer.close()
+        finally:
+            # The connection closes even when the last write failed: an open one keeps the
+            # process from exiting.
             self.writer = None
-        if self.store is not None:
-            await self.store.close()
-            self.store = None
+            if self.store is not None:
+                await self.store.close()
+                self.store = None
 
     # --- runs ---------------------------------------------------------------------
 
