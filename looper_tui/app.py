@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -72,8 +73,11 @@ class LooperApp(App[int]):
         frame_s: float = FRAME_S,
         workspace_parent: Path | None = None,
         blink: bool = True,
+        adapters_dir: Path = Path("adapters"),
     ) -> None:
         super().__init__()
+        #: Where the training screen writes adapters (`adapters/<id>/`, mlx-lm's layout).
+        self.adapters_dir = adapters_dir
         self.clock = clock
         #: Cursor blink in text fields (off in tests, so screenshots are stable).
         self.blink = blink
@@ -303,17 +307,27 @@ class LooperApp(App[int]):
             self.push_screen(HelpScreen())
 
     def action_training(self) -> None:
-        if not isinstance(self.screen, TrainingScreen | TooSmallScreen):
-            self.push_screen(TrainingScreen())
+        if isinstance(self.screen, TrainingScreen | TooSmallScreen) or type(self.screen).__name__ == "TrainScreen":
+            return
+        if importlib.util.find_spec("mlx_lm") is None:
+            # Without the mlx extra there is nothing to train with: say so, and how to get it.
+            self.push_screen(TrainingScreen(missing="mlx_lm"))
+            return
+        from looper_tui.screens.train import TrainScreen
 
-    def action_new_run(self) -> None:
+        if self.lab.store is None:
+            self.notify("no database is open", severity="error")
+            return
+        self.push_screen(TrainScreen(self.lab, adapters_dir=self.adapters_dir))
+
+    def action_new_run(self, model: str | None = None) -> None:
         from looper_tui.screens.new_run import NewRunScreen
 
         def started(request: RunRequest | None) -> None:
             if request is not None:
                 self.start_run(request)
 
-        self.push_screen(NewRunScreen(), started)
+        self.push_screen(NewRunScreen(model=model), started)
 
     def action_open_episode_by_id(self) -> None:
         from looper_tui.screens.ask_id import AskIdScreen

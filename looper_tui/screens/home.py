@@ -3,7 +3,7 @@ start. An empty lab offers a watchable demo run."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from rich.text import Text
@@ -16,6 +16,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Static
 
+from looper_engine.consolidation.registry import AdapterRecord, list_adapters
 from looper_engine.store.db import EpisodeRow, RunRow
 from looper_tui.appref import looper_app
 from looper_tui.format import (
@@ -40,6 +41,7 @@ class HomeData:
     episodes: list[EpisodeRow]
     run_id: str | None
     episode_count: int
+    adapters: list[AdapterRecord] = field(default_factory=list)
 
 
 class HomeScreen(Screen[None]):
@@ -69,6 +71,7 @@ class HomeScreen(Screen[None]):
         self._episodes: dict[str, EpisodeRow] = {}
         self._loaded_once = False
         self._data: HomeData | None = None
+        self._adapters: dict[str, AdapterRecord] = {}
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="home-title")
@@ -84,6 +87,10 @@ class HomeScreen(Screen[None]):
             with Vertical(id="episodes-pane") as eps_pane:
                 eps_pane.border_title = "Episodes"
                 yield DataTable(id="episodes", cursor_type="row")
+            with Vertical(id="adapters-pane") as ad_pane:
+                ad_pane.border_title = "Adapters"
+                ad_pane.border_subtitle = "enter: a new run with it"
+                yield DataTable(id="adapters", cursor_type="row")
         yield Footer()
 
     def _title(self) -> Content:
@@ -114,6 +121,7 @@ class HomeScreen(Screen[None]):
         if self._data is not None and not self.has_class("-empty"):
             self._fill_runs(self._data)
             self._fill_episodes(self._data)
+            self._fill_adapters(self._data)
 
     @staticmethod
     def _columns(table: DataTable, spec: list[tuple[str, str, int]], flex: str, minimum: int) -> int:
@@ -148,19 +156,21 @@ class HomeScreen(Screen[None]):
         runs = await store.runs()
         run_id = self._run_id if any(r.id == self._run_id for r in runs) else (runs[0].id if runs else None)
         episodes = await store.episodes(run_id) if run_id else await store.episodes(limit=200)
-        self.post_message(self.Loaded(HomeData(runs, episodes, run_id, len(episodes))))
+        adapters = await list_adapters(store)
+        self.post_message(self.Loaded(HomeData(runs, episodes, run_id, len(episodes), adapters)))
 
     def on_home_screen_loaded(self, message: Loaded) -> None:
         data = message.data
         self._data = data
         self._loaded_once = True
-        empty = not data.runs and not data.episodes
+        empty = not data.runs and not data.episodes and not data.adapters
         self.set_class(empty, "-empty")
         if empty:
             self.query_one("#demo", Button).focus()
             return
         self._fill_runs(data)
         self._fill_episodes(data)
+        self._fill_adapters(data)
         if isinstance(self.focused, Button) or self.focused is None:
             self.query_one("#runs", DataTable).focus()
 
@@ -242,6 +252,39 @@ class HomeScreen(Screen[None]):
         if old_key in self._episodes:
             index = next(i for i, e in enumerate(data.episodes) if e.id == old_key)
             table.move_cursor(row=index, animate=False)
+
+    def _fill_adapters(self, data: HomeData) -> None:
+        self.set_class(bool(data.adapters), "-adapters")
+        table = self.query_one("#adapters", DataTable)
+        now = self.looper.clock()
+        keep = self._cursor_key(table)
+        base_w = self._columns(
+            table,
+            [("adapter", "adapter", 22), ("strategy", "strategy", 8), ("base model", "base", 0),
+             ("samples", "samples", 7), ("val loss", "loss", 8), ("created", "created", 8)],
+            "base",
+            16,
+        )
+        self._adapters = {a.id: a for a in data.adapters}
+        for rec in data.adapters:
+            losses = [p.get("val_loss") for p in rec.curve if p.get("val_loss") is not None]
+            self._row(table, [
+                Text(ellipsize(rec.id, 22)),
+                Text(rec.strategy),
+                Text(ellipsize(rec.base_model, base_w)),
+                Text(str(rec.data_stats.get("samples", "")), justify="right"),
+                Text(f"{losses[-1]:.3f}" if losses else "—", justify="right"),
+                Text(fmt_age(rec.created_at, now), justify="right"),
+            ], rec.id)
+        if keep in self._adapters:
+            index = next(i for i, a in enumerate(data.adapters) if a.id == keep)
+            table.move_cursor(row=index, animate=False)
+
+    @on(DataTable.RowSelected, "#adapters")
+    def _adapter_selected(self, event: DataTable.RowSelected) -> None:
+        rec = self._adapters.get(event.row_key.value or "")
+        if rec is not None:
+            self.looper.action_new_run(model=f"mlx:{rec.base_model}@{rec.id}")
 
     # --- live updates -------------------------------------------------------------
 

@@ -33,6 +33,11 @@ class NewRunScreen(ModalScreen[RunRequest | None]):
         Binding("escape", "dismiss", "Cancel", priority=True),
     ]
 
+    def __init__(self, model: str | None = None) -> None:
+        super().__init__()
+        #: The model spec to start from (an adapter chosen on the home screen).
+        self.model = model or "scripted:oracle"
+
     def compose(self) -> ComposeResult:
         blink = getattr(self.app, "blink", True)
         defaults = AgentConfig()
@@ -54,7 +59,7 @@ class NewRunScreen(ModalScreen[RunRequest | None]):
                     yield field(Input(placeholder="all tasks — or id globs: off_by_one/* wrong_operator/leap_year",
                                       id="tasks", classes="wide", compact=True))
                     yield Label("model")
-                    yield field(Input("scripted:oracle", id="model", classes="wide", compact=True))
+                    yield field(Input(self.model, id="model", classes="wide", compact=True))
                     yield Label("")
                     yield Static(MODEL_HINT, classes="hint wide")
                     yield Label("tokens/s")

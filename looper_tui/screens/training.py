@@ -1,5 +1,5 @@
-"""`t`: the training screen is not built yet. The binding is kept and this says what it
-will do, so a user knows where consolidation will live."""
+"""`t` where the skill layer cannot run: mlx-lm is not installed. Says what training does
+and how to get it, instead of failing."""
 
 from __future__ import annotations
 
@@ -10,26 +10,29 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-TEXT = Content.assemble(
-    ("Training is coming to this screen.\n\n", "bold"),
-    "From here you will consolidate the episodes recorded in this lab into a LoRA adapter:\n\n",
-    ("  1. pick the data", "bold $primary"),
-    " — which runs and episodes (resolved only, or failures too), and how many\n",
-    ("  2. pick a strategy", "bold $primary"),
-    " — how trajectories become training examples and how the adapter is trained\n",
-    ("  3. train", "bold $primary"),
-    " — a LoRA adapter with mlx-lm, its loss curve live, then base vs adapter on the same tasks\n\n",
-    "Training examples are built by the same prompt builder the agent uses, so the format a "
-    "model is trained on is the one it runs with.\n\n",
-    ("Nothing is trained yet. escape closes this.", "$text-muted"),
-)
+
+def _text(missing: str) -> Content:
+    return Content.assemble(
+        ("Training needs mlx-lm, which is not installed here", "bold"),
+        (f" (missing: {missing}).\n\n", "$text-muted"),
+        "Training consolidates the episodes recorded in this lab into a LoRA adapter: pick the "
+        "data and a strategy, check the data's format, then train with mlx-lm and watch the loss.\n\n",
+        "Install it with ",
+        ("pip install -e '.[mlx]'", "bold $primary"),
+        " (on Linux it brings mlx[cpu]), then press t again.\n\n",
+        ("escape closes this.", "$text-muted"),
+    )
 
 
 class TrainingScreen(ModalScreen[None]):
     CSS_PATH = "training.tcss"
     BINDINGS = [Binding("escape,t,q", "dismiss", "Close")]
 
+    def __init__(self, missing: str = "mlx_lm") -> None:
+        super().__init__()
+        self.missing = missing
+
     def compose(self) -> ComposeResult:
         with Vertical(id="training-box") as box:
             box.border_title = "Training"
-            yield Static(TEXT, id="training-text")
+            yield Static(_text(self.missing), id="training-text")

@@ -140,7 +140,16 @@ def test_help_screen(tmp_path, snap_compare):
     assert snap_compare(app_for(tmp_path), press=["question_mark"], terminal_size=(100, 40))
 
 
-def test_training_placeholder(tmp_path, snap_compare, lab_db):
+def test_training_screen(tmp_path, snap_compare, lab_db):
+    db, _ = lab_db
+    assert snap_compare(app_for(tmp_path, db), press=["t"], terminal_size=(100, 36))
+
+
+def test_training_without_mlx(tmp_path, snap_compare, lab_db, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mlx_lm" else real(name, *a))
     db, _ = lab_db
     assert snap_compare(app_for(tmp_path, db), press=["t"], terminal_size=(100, 30))
 

@@ -5,7 +5,8 @@ import asyncio
 
 import pytest
 from textual.app import App
-from textual.widgets import Button, Input, ProgressBar, Sparkline, Static
+from textual.widgets import Button, DataTable, Input, ProgressBar, Sparkline, Static
+from tui_helpers import make_app
 
 from looper_engine.consolidation.registry import list_adapters
 from looper_engine.events import (
@@ -13,12 +14,17 @@ from looper_engine.events import (
     ContextBuilt,
     EpisodeFinished,
     EpisodeStarted,
+    EventBus,
     ModelOutput,
     Observation,
     ToolResult,
 )
 from looper_engine.models.tiny import build_tiny_model
+from looper_engine.store.db import Store
+from looper_engine.store.writer import StoreWriter
 from looper_tui.lab import Lab
+from looper_tui.screens.home import HomeScreen
+from looper_tui.screens.new_run import NewRunScreen
 from looper_tui.screens.train import TrainScreen
 
 
@@ -68,11 +74,26 @@ async def until(pilot, cond, timeout=120.0):
     await asyncio.wait_for(poll(), timeout)
 
 
-async def test_check_start_progress_and_the_adapter_is_registered(tmp_path, tiny):
-    app = Host(Lab(tmp_path / "lab.db"), tmp_path / "adapters")
+async def _record_episodes(db) -> None:
+    store = await Store.open(db)
+    bus = EventBus()
+    writer = StoreWriter(store, bus, linger_s=0).start()
+    for i, (task, cmd) in enumerate(
+        [("off_by_one/a", "pytest -q"), ("dict_set/b", "ls"), ("async/c", "cat a.py"), ("numeric/d", "pwd")]
+    ):
+        record_short_episode(bus, f"ep-{i}", task, cmd)
+    await writer.close()
+    await store.close()
+
+
+async def test_t_check_start_progress_and_the_adapter_is_registered_and_runnable(tmp_path, tiny):
+    await _record_episodes(tmp_path / "lab.db")
+    app = make_app(tmp_path, tmp_path / "lab.db", adapters_dir=tmp_path / "adapters")
     async with app.run_test(size=(110, 50)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen) and app.screen._data is not None)
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, TrainScreen))
         screen = app.screen
-        assert isinstance(screen, TrainScreen)
         screen.query_one("#model", Input).value = str(tiny)
         screen.query_one("#iters", Input).value = "6"
         await pilot.click("#check")
@@ -85,7 +106,18 @@ async def test_check_start_progress_and_the_adapter_is_registered(tmp_path, tiny
         assert screen.query_one("#train-loss", Sparkline).data
         records = await list_adapters(app.lab.store)
         assert len(records) == 1 and records[0].strategy == "naive"
-        assert (tmp_path / "adapters" / records[0].id / "adapters.safetensors").is_file()
+        adapter = records[0]
+        assert (tmp_path / "adapters" / adapter.id / "adapters.safetensors").is_file()
+        # Back home, the adapter is listed, and choosing it starts a new run with it.
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen)
+                    and app.screen.query_one("#adapters", DataTable).row_count == 1)
+        home = app.screen
+        assert home.query_one("#adapters-pane").display
+        home.query_one("#adapters", DataTable).focus()
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, NewRunScreen))
+        assert app.screen.query_one("#model", Input).value == f"mlx:{adapter.base_model}@{adapter.id}"
 
 
 async def test_a_missing_base_model_is_one_message_on_screen(tmp_path):
