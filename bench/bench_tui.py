@@ -46,7 +46,11 @@ from looper_engine.tasks.model import Task
 from looper_tui.app import LooperApp
 from looper_tui.lab import RunRequest
 from looper_tui.screens.history import HistoryScreen
+from looper_tui.screens.train import TrainScreen
 from looper_tui.screens.training import TrainingScreen
+
+#: What `t` opens: the training screen, or the note when mlx-lm is missing.
+TRAINING_SCREENS = (TrainScreen, TrainingScreen)
 
 TURN_TOKENS = 3000
 STEPS = 12
@@ -133,11 +137,11 @@ async def with_app(root: Path) -> tuple[float, list[float]]:
             # wait for the app to go idle, which it never does while a model streams).
             pressed = time.perf_counter()
             app.post_message(events.Key("t", "t"))
-            while not isinstance(app.screen, TrainingScreen):
+            while not isinstance(app.screen, TRAINING_SCREENS):
                 await asyncio.sleep(0)
             latencies.append(time.perf_counter() - pressed)
             app.post_message(events.Key("escape", None))
-            while isinstance(app.screen, TrainingScreen):
+            while isinstance(app.screen, TRAINING_SCREENS):
                 await asyncio.sleep(0)
         dt = time.perf_counter() - t0
     return STEPS * TURN_TOKENS / dt, latencies

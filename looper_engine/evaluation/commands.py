@@ -29,6 +29,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--db", dest="db_sub", default=None, help="SQLite database (default ./looper.db)")
     r.add_argument("--adapters", default=str(DEFAULT_ADAPTERS), help="where adapters go (default adapters/)")
     r.add_argument("--quiet", action="store_true", help="no live view: a line per night and the summary")
+    r.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run the episodes on a Ray cluster: auto, local (a local Ray with this machine's CPUs), "
+                        "ray://HOST:PORT or HOST:PORT; the store is written only here")
     r.set_defaults(func=cmd_experiment_run)
     ls = esub.add_parser("list", help="list the experiments in the database")
     ls.add_argument("--db", dest="db_sub", default=None)
@@ -105,10 +108,21 @@ def cmd_experiment_run(args: argparse.Namespace) -> int:
         raise UserError(f"{db} is a folder, not a Looper database")
     if not db.parent.exists():
         raise UserError(f"cannot create database {db}: folder {db.parent} does not exist")
-    return asyncio.run(_run(plan, db, Path(args.adapters), quiet=args.quiet))
+    address = getattr(args, "ray", None)
+    if address is None:
+        return asyncio.run(_run(plan, db, Path(args.adapters), quiet=args.quiet))
+    from looper_engine.evaluation import distributed
+
+    # Connect before anything runs: a missing package or an unreachable cluster is one line.
+    owner = distributed.connect(address)
+    try:
+        return asyncio.run(_run(plan, db, Path(args.adapters), quiet=args.quiet, ray=address))
+    finally:
+        if owner:
+            distributed.shutdown()
 
 
-async def _run(plan: Any, db: Path, adapters: Path, *, quiet: bool) -> int:
+async def _run(plan: Any, db: Path, adapters: Path, *, quiet: bool, ray: str | None = None) -> int:
     from rich.console import Console
 
     from looper_engine.evaluation.cycle import BackendPool, ExperimentRunner
@@ -119,7 +133,7 @@ async def _run(plan: Any, db: Path, adapters: Path, *, quiet: bool) -> int:
     try:
         await preflight(plan.spec, plan.path, backends)
         view = _View(console, live=not quiet and console.is_terminal)
-        runner = ExperimentRunner(plan, db, adapters_dir=adapters, backends=backends, on_progress=view)
+        runner = ExperimentRunner(plan, db, adapters_dir=adapters, backends=backends, on_progress=view, ray=ray)
         loop = asyncio.get_running_loop()
         try:
             loop.add_signal_handler(signal.SIGINT, runner.cancel)

@@ -42,7 +42,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from looper_engine.agent.episode import Episode, EpisodeResult
+from looper_engine.agent.episode import Episode, EpisodeResult, new_episode_id
 from looper_engine.agent.prompts import build_system_prompt
 from looper_engine.agent.runner import new_run_id
 from looper_engine.config import AgentConfig
@@ -284,7 +284,9 @@ class ExperimentRunner:
     """Run (or continue) an experiment. Construct, then `await run()`.
 
     Episodes' events go to `bus` (a new one by default); a StoreWriter on that bus records them
-    (`writer`, or one made here). Progress goes to `on_progress` as CycleProgress records."""
+    (`writer`, or one made here). Progress goes to `on_progress` as CycleProgress records.
+    With `ray` (a Ray address: auto, local, ray://HOST:PORT, HOST:PORT) the episodes run on Ray
+    workers and their events are published here once each finishes (evaluation/distributed.py)."""
 
     def __init__(
         self,
@@ -296,6 +298,7 @@ class ExperimentRunner:
         writer: StoreWriter | None = None,
         backends: BackendPool | None = None,
         on_progress: ProgressCallback | None = None,
+        ray: str | None = None,
     ) -> None:
         self.plan = plan
         self.spec = plan.spec
@@ -318,6 +321,9 @@ class ExperimentRunner:
         self._history_rows: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
         self._scratch: Path | None = None
         self._order: dict[str, int] = {}
+        self.ray_address = ray
+        #: The Ray executor while a `ray` run is on (its `workers` say where each episode ran).
+        self.ray_executor: Any = None
 
     # -- control ---------------------------------------------------------------------------
 
@@ -326,6 +332,8 @@ class ExperimentRunner:
         self._cancel.set()
         for ep in list(self._episodes):
             ep.control.cancel()
+        if self.ray_executor is not None:
+            self.ray_executor.cancel_all()
 
     def _check_cancel(self) -> None:
         if self._cancel.is_set():
@@ -339,6 +347,18 @@ class ExperimentRunner:
 
     async def run(self) -> ExperimentOutcome:
         started = time.monotonic()
+        if self.ray_address is not None and self.ray_executor is None:
+            from looper_engine.evaluation.distributed import RayExecutor
+
+            # Before the store is touched: an unreachable cluster runs nothing.
+            self.ray_executor = RayExecutor(self.ray_address).start()
+        try:
+            return await self._run_with_store(started)
+        finally:
+            if self.ray_executor is not None:
+                self.ray_executor.close()
+
+    async def _run_with_store(self, started: float) -> ExperimentOutcome:
         store = await Store.open(self.db_path)
         self.store = store
         writer_store: Store | None = None
@@ -563,13 +583,22 @@ class ExperimentRunner:
         chunk, task_id, config, prompt, _adapter, fp = item
         self._check_cancel()
         async with self.plan.source.materialize(task_id, self._scratch / "swe") as task:
-            ep = Episode(task, backend, config, self.bus, run_id=run_id, system_prompt=prompt)
-            await add_pending(self.store, self.exp_id, fp, task_id, seed, ep.id)
-            self._episodes.add(ep)
-            try:
-                result: EpisodeResult = await ep.run()
-            finally:
-                self._episodes.discard(ep)
+            if self.ray_executor is not None:
+                # On a Ray worker; its events are published on self.bus when it is done.
+                episode_id = new_episode_id()
+                await add_pending(self.store, self.exp_id, fp, task_id, seed, episode_id)
+                result: EpisodeResult = await self.ray_executor.run_episode(
+                    task, model=BackendPool.base_spec(arm.model), adapter=_adapter, adapters_dir=self.adapters_dir,
+                    config=config, system_prompt=prompt, run_id=run_id, episode_id=episode_id, bus=self.bus,
+                )
+            else:
+                ep = Episode(task, backend, config, self.bus, run_id=run_id, system_prompt=prompt)
+                await add_pending(self.store, self.exp_id, fp, task_id, seed, ep.id)
+                self._episodes.add(ep)
+                try:
+                    result = await ep.run()
+                finally:
+                    self._episodes.discard(ep)
         # The cell may only point at an episode whose events are committed.
         await self._writer.flush()
         if result.status == "cancelled":
