@@ -105,9 +105,12 @@ def load_adapter_weights(path: Path) -> dict[str, Any]:
 def _write_files(folder: Path, weights: dict[str, Any], config: AdapterConfig) -> None:
     import mlx.core as mx
 
-    mx.save_safetensors(str(folder / ADAPTER_WEIGHTS), weights, metadata={"format": "mlx"})
     text = json.dumps(config.model_dump(mode="json", exclude_none=False), indent=2) + "\n"
-    (folder / ADAPTER_CONFIG).write_text(text)
+    try:
+        mx.save_safetensors(str(folder / ADAPTER_WEIGHTS), weights, metadata={"format": "mlx"})
+        (folder / ADAPTER_CONFIG).write_text(text)
+    except (OSError, RuntimeError) as exc:  # mlx reports a failed write as RuntimeError
+        raise UserError(f"cannot write the adapter in {folder.parent}: {exc} (is the disk full?)") from exc
 
 
 def write_adapter_atomically(

@@ -67,3 +67,39 @@ def test_mismatched_adapter_is_a_user_error(tiny_model: Path, tmp_path: Path) ->
     (tmp_path / "notes" / ADAPTER_CONFIG).write_text('{"num_layers": 2}')
     with pytest.raises(UserError, match="lora_parameters"):
         read_adapter_config(tmp_path / "notes")
+
+
+_FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from cl_helpers import lora_config, lora_weights
+from looper_engine.consolidation.adapter_files import write_adapter_atomically
+from looper_engine.errors import UserError
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+# Every file past 2 KB fails to grow, as on a full disk (EFBIG in place of ENOSPC).
+resource.setrlimit(resource.RLIMIT_FSIZE, (2048, 2048))
+try:
+    write_adapter_atomically(Path(sys.argv[1]), lora_weights(0), lora_config())
+except UserError as exc:
+    print(exc)
+    sys.exit(3)
+print("written")
+"""
+
+
+def test_a_failed_write_leaves_no_half_written_adapter(tmp_path: Path) -> None:
+    """The weights cannot be written whole (a disk that fills up): the adapter folder never
+    appears, and no temporary folder is left beside it."""
+    import subprocess
+    import sys
+
+    dest = tmp_path / "adapters" / "a-1"
+    here = str(Path(__file__).parent)
+    proc = subprocess.run([sys.executable, "-c", _FULL_DISK, str(dest), here], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert proc.stdout.startswith("cannot write the adapter in") and "disk full" in proc.stdout
+    assert len(proc.stdout.strip().splitlines()) == 1
+    assert not dest.exists()
+    assert list((tmp_path / "adapters").iterdir()) == [], "temporary folder left behind"
