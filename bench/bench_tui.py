@@ -45,12 +45,11 @@ from looper_engine.store.writer import StoreWriter
 from looper_engine.tasks.model import Task
 from looper_tui.app import LooperApp
 from looper_tui.lab import RunRequest
+from looper_tui.screens.help import HelpScreen
 from looper_tui.screens.history import HistoryScreen
-from looper_tui.screens.train import TrainScreen
-from looper_tui.screens.training import TrainingScreen
 
-#: What `t` opens: the training screen, or the note when mlx-lm is missing.
-TRAINING_SCREENS = (TrainScreen, TrainingScreen)
+#: The key pressed while the model streams, and the screen it opens.
+KEY, KEY_SCREEN = "question_mark", HelpScreen
 
 TURN_TOKENS = 3000
 STEPS = 12
@@ -120,6 +119,7 @@ async def engine_alone(root: Path) -> float:
 
 
 async def with_app(root: Path) -> tuple[float, list[float]]:
+    root.mkdir(parents=True, exist_ok=True)
     app = LooperApp(root / "live.db", config_folder=root / "cfg", blink=False, workspace_parent=root)
     latencies: list[float] = []
     async with app.run_test(size=(120, 40)) as pilot:
@@ -136,12 +136,14 @@ async def with_app(root: Path) -> tuple[float, list[float]]:
             # The key arrives as the terminal driver would post it (Pilot.press would also
             # wait for the app to go idle, which it never does while a model streams).
             pressed = time.perf_counter()
-            app.post_message(events.Key("t", "t"))
-            while not isinstance(app.screen, TRAINING_SCREENS):
+            app.post_message(events.Key(KEY, "?"))
+            # Handled once the screen it opens is mounted (a key sent before that would reach
+            # the screen below).
+            while not (isinstance(app.screen, KEY_SCREEN) and app.screen.is_mounted):
                 await asyncio.sleep(0)
             latencies.append(time.perf_counter() - pressed)
             app.post_message(events.Key("escape", None))
-            while isinstance(app.screen, TRAINING_SCREENS):
+            while isinstance(app.screen, KEY_SCREEN):
                 await asyncio.sleep(0)
         dt = time.perf_counter() - t0
     return STEPS * TURN_TOKENS / dt, latencies
