@@ -63,6 +63,18 @@ STRATEGY_NAMES: tuple[str, ...] = ("naive", "replay", "ewc", "routing", "merge")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
 
+def _agent_overrides(v: dict[str, Any]) -> dict[str, Any]:
+    """AgentConfig settings given in a file: each must be one AgentConfig accepts; the seed
+    is the experiment's to set."""
+    if "seed" in v:
+        raise ValueError("seed: seeds come from the experiment's `seeds`")
+    try:
+        AgentConfig(**v)
+    except ValidationError as exc:
+        raise ValueError(_validation_line(exc)) from None
+    return v
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -178,13 +190,7 @@ class ArmSpec(_Strict):
     @field_validator("config")
     @classmethod
     def _config(cls, v: dict[str, Any]) -> dict[str, Any]:
-        if "seed" in v:
-            raise ValueError("seed: seeds come from the experiment's `seeds`")
-        try:
-            AgentConfig(**v)
-        except ValidationError as exc:
-            raise ValueError(_validation_line(exc)) from None
-        return v
+        return _agent_overrides(v)
 
     @field_validator("strategy")
     @classmethod
@@ -289,13 +295,7 @@ class ExperimentSpec(_Strict):
     @field_validator("agent")
     @classmethod
     def _agent(cls, v: dict[str, Any]) -> dict[str, Any]:
-        if "seed" in v:
-            raise ValueError("seed: seeds come from the experiment's `seeds`")
-        try:
-            AgentConfig(**v)
-        except ValidationError as exc:
-            raise ValueError(_validation_line(exc)) from None
-        return v
+        return _agent_overrides(v)
 
     @field_validator("seeds")
     @classmethod
