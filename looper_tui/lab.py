@@ -20,7 +20,7 @@ from looper_engine.config import FRAMEWORK_SWITCHES, AgentConfig
 from looper_engine.errors import UserError
 from looper_engine.events import EventBus
 from looper_engine.models.base import Backend
-from looper_engine.models.registry import create_backend, parse_spec
+from looper_engine.models.registry import checked_spec, create_backend
 from looper_engine.store.db import Store
 from looper_engine.store.writer import StoreWriter
 from looper_engine.tasks.model import Task
@@ -58,11 +58,7 @@ class RunRequest(BaseModel):
     @field_validator("model")
     @classmethod
     def _spec(cls, value: str) -> str:
-        try:
-            parse_spec(value.strip())
-        except UserError as exc:
-            raise ValueError(str(exc)) from exc
-        return value.strip()
+        return checked_spec(value)
 
     def agent_config(self) -> AgentConfig:
         overrides: dict[str, object] = {name: False for name in self.off}

@@ -203,12 +203,9 @@ class ArmSpec(_Strict):
     @classmethod
     def _spec(cls, v: str | None) -> str | None:
         if v is not None:
-            from looper_engine.models.registry import parse_spec
+            from looper_engine.models.registry import checked_spec
 
-            try:
-                parse_spec(v)
-            except UserError as exc:
-                raise ValueError(str(exc)) from None
+            checked_spec(v)
         return v
 
     @model_validator(mode="after")
@@ -284,12 +281,9 @@ class ExperimentSpec(_Strict):
     @field_validator("model")
     @classmethod
     def _model(cls, v: str) -> str:
-        from looper_engine.models.registry import parse_spec
+        from looper_engine.models.registry import checked_spec
 
-        try:
-            parse_spec(v)
-        except UserError as exc:
-            raise ValueError(str(exc)) from None
+        checked_spec(v)
         return v
 
     @field_validator("agent")

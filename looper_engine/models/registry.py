@@ -28,6 +28,16 @@ class ModelSpec(BaseModel):
         return f"{self.kind}:{self.name}" + (f"{sep}{self.extra}" if self.extra else "")
 
 
+def checked_spec(value: str) -> str:
+    """A model spec field's validator (pydantic): the spec stripped, or ValueError with the
+    one-line reason."""
+    try:
+        parse_spec(value.strip())
+    except BadModelSpec as exc:
+        raise ValueError(str(exc)) from None
+    return value.strip()
+
+
 def parse_spec(spec: str) -> ModelSpec:
     if not isinstance(spec, str) or ":" not in spec:
         raise BadModelSpec(

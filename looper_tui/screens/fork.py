@@ -13,8 +13,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
-from looper_engine.errors import UserError
-from looper_engine.models.registry import parse_spec
+from looper_engine.models.registry import checked_spec
 from looper_engine.store.db import EpisodeRow
 from looper_tui.lab import WATCHABLE_RATE
 
@@ -27,11 +26,7 @@ class ForkRequest(BaseModel):
     @field_validator("model")
     @classmethod
     def _spec(cls, value: str) -> str:
-        try:
-            parse_spec(value.strip())
-        except UserError as exc:
-            raise ValueError(str(exc)) from exc
-        return value.strip()
+        return checked_spec(value)
 
 
 class ForkScreen(ModalScreen[ForkRequest | None]):
