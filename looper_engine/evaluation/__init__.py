@@ -8,25 +8,27 @@ from looper_engine.evaluation.metrics import (
     summarize_matrix,
 )
 from looper_engine.evaluation.stats import (
-    McNemarResult,
+    PairedComparison,
     Rate,
-    bootstrap_diff_interval,
-    mcnemar_exact,
-    min_detectable_difference,
+    TaskRate,
+    min_detectable_effect,
+    paired_comparison,
     rate,
+    task_rate,
     wilson_interval,
 )
 
 __all__ = [
     "EpisodeOutcome",
     "GateVerdict",
-    "McNemarResult",
     "Measure",
+    "PairedComparison",
     "Rate",
-    "bootstrap_diff_interval",
-    "mcnemar_exact",
-    "min_detectable_difference",
+    "TaskRate",
+    "min_detectable_effect",
+    "paired_comparison",
     "rate",
+    "task_rate",
     "summarize_matrix",
     "wilson_interval",
 ]

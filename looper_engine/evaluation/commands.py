@@ -1,4 +1,5 @@
-"""`looper experiment run FILE`, `looper experiment list`, `looper report EXP`."""
+"""`looper experiment run FILE`, `looper experiment list`, `looper experiment power FILE`,
+`looper report EXP`."""
 
 from __future__ import annotations
 
@@ -36,11 +37,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     ls = esub.add_parser("list", help="list the experiments in the database")
     ls.add_argument("--db", dest="db_sub", default=None)
     ls.set_defaults(func=cmd_experiment_list)
+    pw = esub.add_parser(
+        "power",
+        help="simulate an experiment file's design: false-positive rate, smallest detectable effect, power",
+    )
+    pw.add_argument("file", help="the experiment's TOML file (no model is loaded)")
+    pw.add_argument("--effect", type=float, default=None, metavar="D",
+                    help="also the power to detect a difference D in success rate (e.g. 0.2)")
+    pw.set_defaults(func=cmd_experiment_power)
 
-    rp = sub.add_parser("report", help="write an experiment's report (Markdown + PNG plots)")
+    rp = sub.add_parser("report", help="write an experiment's report (Markdown + PNG plots, or JSON)")
     rp.add_argument("exp", nargs="?", default="", help="experiment name, or its TOML file (default: the newest)")
     rp.add_argument("--db", dest="db_sub", default=None)
     rp.add_argument("--out", default=None, help="output folder (default reports/EXP)")
+    rp.add_argument("--format", dest="fmt", choices=("markdown", "json"), default="markdown",
+                    help="markdown: DIR/report.md with plots; json: the same figures on stdout")
     rp.set_defaults(func=cmd_report)
 
 
@@ -230,6 +241,57 @@ def cmd_experiment_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- power ---------------------------------------------------------------------------------------
+
+
+def cmd_experiment_power(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from looper_engine.evaluation.experiment import load_experiment, plan_experiment
+    from looper_engine.evaluation.power import comparison_designs, design_power, power_lines
+
+    spec = load_experiment(args.file)
+    plan = plan_experiment(spec, args.file)
+    designs = comparison_designs(spec, sum(len(c) for c in plan.chunks), len(plan.heldout))
+    result = design_power(designs, effect=args.effect)
+    console = Console()
+    table = Table(
+        title=f"{plan.exp_id}: {sum(len(c) for c in plan.chunks)} stream tasks in {plan.n_chunks} chunks, "
+        f"{len(plan.heldout)} held out, seeds {', '.join(map(str, spec.seeds))}",
+        header_style="bold",
+    )
+    for col in ("arm", "tasks", "n", f"false positives (alpha {result.alpha})",
+                f"detectable ({result.power:.0%} power)"):
+        table.add_column(col)
+    if result.effect is not None:
+        table.add_column(f"power at {result.effect:+.2f}", justify="right")
+    for c in result.comparisons:
+        row = [c.arm, c.scope, c.design, f"{c.false_positive_rate:.3f}",
+               "none" if c.min_detectable is None else f"{c.min_detectable:.2f}"]
+        if result.effect is not None:
+            row.append("—" if c.power_at_effect is None else f"{c.power_at_effect:.0%}")
+        table.add_row(*row)
+    console.print(table)
+    for line in power_lines(result):
+        console.print(line, soft_wrap=True)
+    short = result.cannot_detect()
+    if short:
+        best = max(short, key=lambda c: c.power_at_effect or 0.0)
+        console.print(
+            f"[bold red]this design cannot detect a difference of {result.effect:+.2f} with {result.power:.0%} "
+            f"power[/] in {len(short)} of its {len(result.comparisons)} comparisons (best: {best.arm} on the "
+            f"{best.scope}, {best.design}, power {best.power_at_effect or 0.0:.0%})",
+            soft_wrap=True,
+        )
+    console.print(
+        f"[dim]{result.sims} simulated experiments per comparison; task success probabilities ~ "
+        f"Beta{result.task_prior}; the exact sign-flip test on per-task differences, two-sided[/]",
+        soft_wrap=True,
+    )
+    return 0
+
+
 # --- report --------------------------------------------------------------------------------------
 
 
@@ -252,6 +314,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             await store.close()
 
     results = asyncio.run(go())
+    if getattr(args, "fmt", "markdown") == "json":
+        from looper_engine.evaluation.report import report_json
+
+        print(report_json(results), file=sys.stdout)
+        return 0
     out = Path(args.out) if args.out else Path("reports") / results.exp_id
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder")

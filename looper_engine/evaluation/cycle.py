@@ -697,8 +697,8 @@ class ExperimentRunner:
         candidate = ArmState.model_validate(cand.state)
         cand_cells = await self._cells(arm, seed, cycle, "candidate", frozen, candidate)
         inc_cells = await self._cells(arm, seed, cycle, "incumbent", frozen, state)
-        base = [inc_cells[t].resolved for _, t in frozen]
-        new = [cand_cells[t].resolved for _, t in frozen]
+        base = {t: [inc_cells[t].resolved] for _, t in frozen}
+        new = {t: [cand_cells[t].resolved] for _, t in frozen}
         gate = regression_gate(base, new, alpha=self.spec.gate.alpha)
         adopted = gate.adopted or not self.spec.gate.enabled
         verdict = gate.model_dump()

@@ -618,6 +618,7 @@ def plan_experiment(spec: ExperimentSpec, path: str | Path = "experiment") -> Ex
                 path, "cycles", f"{spec.cycles} cycles need {spec.cycles} chunks; the stream has {len(chunks)}"
             )
         chunks = chunks[: spec.cycles]
+    _check_gate(spec, path, sum(len(c) for c in chunks))
     for j, chunk in enumerate(chunks):
         for tid, fam, statement in chunk:
             tasks[tid] = StreamTask(id=tid, family=fam, statement=statement, chunk=j)
@@ -631,6 +632,28 @@ def plan_experiment(spec: ExperimentSpec, path: str | Path = "experiment") -> Ex
         tasks=tasks,
         source=source,
     )
+
+
+def _check_gate(spec: ExperimentSpec, path: str, n_stream: int) -> None:
+    """Refuse a gate that can never reject: its largest frozen set (every stream task, or
+    gate.max_tasks) is so small that losing every task still gives p >= alpha. Such a gate
+    would report every night as a pass it never tested."""
+    from looper_engine.evaluation.metrics import smallest_gate_p, smallest_testable_frozen_set
+
+    gate = spec.gate
+    if not gate.enabled or not any(arm.learns for arm in spec.arms):
+        return
+    largest = n_stream if gate.max_tasks is None else min(n_stream, gate.max_tasks)
+    floor = smallest_gate_p(largest)
+    if floor >= gate.alpha:
+        need = smallest_testable_frozen_set(gate.alpha)
+        raise _error(
+            path,
+            "gate",
+            f"a frozen set of at most {largest} tasks can never reject at alpha {gate.alpha} (losing all "
+            f"{largest} gives p = {floor:.3g}); the smallest frozen set that can work has {need} tasks "
+            f"(more stream tasks, gate.max_tasks >= {need}, a larger gate.alpha, or gate.enabled = false)",
+        )
 
 
 def model_specs(spec: ExperimentSpec) -> list[tuple[str, str]]:

@@ -24,11 +24,10 @@ from pydantic import BaseModel, Field
 
 from looper_engine.errors import UserError
 from looper_engine.evaluation.stats import (
+    Outcomes,
     Rate,
-    bootstrap_diff_interval,
     bootstrap_mean_interval,
-    mcnemar_exact,
-    mcnemar_one_sided_worse,
+    paired_comparison,
     rate,
 )
 from looper_engine.events import EpisodeFinished
@@ -327,72 +326,81 @@ class GateVerdict(BaseModel):
 
     adopted: bool
     reason: str
-    b: int  # frozen tasks only the base solved
-    c: int  # frozen tasks only the candidate solved
-    p_value: float  # one-sided exact McNemar, H1: candidate worse
+    b: int  # frozen tasks the candidate does worse on (lost)
+    c: int  # frozen tasks the candidate does better on (gained)
+    p_value: float  # one-sided exact sign-flip test (McNemar with one outcome per task), H1: candidate worse
     n: int
     base_rate: float | None
     candidate_rate: float | None
+    #: False when the frozen set is too small for any outcome to reach p < alpha.
+    testable: bool = True
+    smallest_p: float = 0.0
 
 
-def regression_gate(base: Sequence[bool], candidate: Sequence[bool], alpha: float = 0.05) -> GateVerdict:
+def smallest_gate_p(n_tasks: int) -> float:
+    """The smallest one-sided p the gate's exact test can reach on n frozen tasks (all lost)."""
+    return 0.5**n_tasks
+
+
+def smallest_testable_frozen_set(alpha: float) -> int:
+    """The fewest frozen tasks on which the gate can reject at `alpha` (0.5**n < alpha)."""
+    n = 1
+    while smallest_gate_p(n) >= alpha:
+        n += 1
+    return n
+
+
+def regression_gate(base: Outcomes, candidate: Outcomes, alpha: float = 0.05) -> GateVerdict:
     """Adopt the candidate unless it is significantly worse than the base on the frozen set.
 
-    The test is exact McNemar, one-sided: p = P(X >= b), X ~ Bin(b + c, 1/2), where b is the
-    number of frozen tasks only the base solved and c those only the candidate solved. One-sided
+    `base` and `candidate` map each frozen task to its outcomes. The test is `paired_comparison`'s
+    exact sign-flip test, one-sided (p_worse); with one outcome per task it is McNemar's exact
+    test, p = P(X >= b), X ~ Bin(b + c, 1/2), b = tasks lost, c = tasks gained. One-sided
     because the gate only guards against regressions; a candidate that is merely not better is
-    adopted (the experiment decides whether it helps, the gate only stops damage).
+    adopted (the experiment decides whether it helps, the gate only stops damage). A frozen set
+    so small that even losing every task cannot reach p < alpha is adopted *untested*, and the
+    verdict says so rather than calling it a pass.
     """
     if not 0.0 < alpha < 1.0:
         raise UserError(f"alpha must be in (0, 1), got {alpha}")
     if not base:
         raise UserError("the regression gate needs at least one frozen task")
-    res = mcnemar_exact(base, candidate)
-    p = mcnemar_one_sided_worse(res.b, res.c)
-    worse = res.b > res.c and p < alpha
+    if set(base) != set(candidate):
+        raise UserError(
+            f"the gate's outcomes must cover the same tasks, got {len(base)} and {len(candidate)}"
+        )
+    res = paired_comparison(base, candidate, confidence=1.0 - alpha)
+    p = res.p_worse
+    lost, gained = res.worse, res.better
+    floor = smallest_gate_p(res.n_tasks)
+    testable = floor < alpha
+    worse = lost > gained and p < alpha
     if worse:
         reason = (
-            f"rejected: worse on the frozen set ({res.b} tasks lost, {res.c} gained, "
-            f"one-sided exact McNemar p={p:.3g} < {alpha})"
+            f"rejected: worse on the frozen set ({lost} tasks lost, {gained} gained, "
+            f"one-sided exact p={p:.3g} < {alpha})"
         )
-    elif res.b + res.c == 0:
-        reason = f"adopted: same outcome on all {res.n} frozen tasks"
+    elif not testable:
+        reason = (
+            f"adopted untested: {res.n_tasks} frozen tasks cannot reach p < {alpha} "
+            f"(the smallest possible p is {floor:.3g}; {lost} lost, {gained} gained)"
+        )
+    elif lost + gained == 0:
+        reason = f"adopted: same outcome on all {res.n_tasks} frozen tasks"
     else:
-        reason = f"adopted: no significant regression ({res.b} lost, {res.c} gained, p={p:.3g} >= {alpha})"
+        reason = f"adopted: no significant regression ({lost} lost, {gained} gained, p={p:.3g} >= {alpha})"
     return GateVerdict(
         adopted=not worse,
         reason=reason,
-        b=res.b,
-        c=res.c,
+        b=lost,
+        c=gained,
         p_value=p,
-        n=res.n,
+        n=res.n_tasks,
         base_rate=res.base_rate,
         candidate_rate=res.arm_rate,
+        testable=testable,
+        smallest_p=floor,
     )
-
-
-def paired_difference(base: Sequence[bool], arm: Sequence[bool], seed: int = 0) -> dict[str, Any]:
-    """Base vs arm on the same tasks: both rates, the difference with a paired bootstrap
-    interval, and the exact two-sided McNemar p."""
-    if not base:
-        raise UserError("a paired comparison needs at least one task")
-    res = mcnemar_exact(base, arm)
-    lo, hi = bootstrap_diff_interval(
-        [float(x) for x in base], [float(y) for y in arm], paired=True, seed=seed
-    )
-    k_base = sum(map(bool, base))
-    k_arm = sum(map(bool, arm))
-    return {
-        "n": res.n,
-        "base": rate(k_base, res.n),
-        "arm": rate(k_arm, res.n),
-        "diff": (k_arm - k_base) / res.n,
-        "diff_lo": lo,
-        "diff_hi": hi,
-        "b": res.b,
-        "c": res.c,
-        "p_value": res.p_value,
-    }
 
 
 __all__ = [
@@ -409,9 +417,10 @@ __all__ = [
     "forgetting",
     "forward_transfer",
     "loop_alarms_per_episode",
-    "paired_difference",
     "pass_at_k",
     "regression_gate",
+    "smallest_gate_p",
+    "smallest_testable_frozen_set",
     "repeat_error_rate",
     "resolve_rate",
     "steps_to_resolve",

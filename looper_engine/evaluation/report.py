@@ -1,10 +1,13 @@
 """`looper report`: an experiment's results as DIR/report.md with PNG plots beside it.
 
-Sections: the setup; per arm the accuracy matrix as a heatmap; transfer and forgetting with
-intervals; held-out success over cycles; episode metrics; base against each arm (exact
-McNemar, the paired difference with its interval, the smallest detectable difference); the
-flip table task by task; repeat errors and pass@k; every night's training curve; the gate's
-verdicts. Plots use matplotlib's Agg backend (no display needed).
+Sections: the design's power; the setup; per arm the accuracy matrix as a heatmap; transfer
+and forgetting with intervals; held-out success over cycles; episode metrics; base against each
+arm (the exact sign-flip test on per-task differences, the difference with its interval, the
+smallest detectable difference); the flip table task by task; repeat errors and pass@k; every
+night's training curve; the gate's verdicts. Every n is a number of tasks, with the seeds
+beside it ("24 tasks x 3 seeds"). Plots use matplotlib's Agg backend (no display needed).
+
+`report_data` gives the same figures as a pydantic model (`looper report --format json`).
 """
 
 from __future__ import annotations
@@ -12,17 +15,26 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
+from typing import Any
 
+from pydantic import BaseModel, Field
+
+from looper_engine.evaluation.power import DesignPower, power_lines
 from looper_engine.evaluation.results import (
     CL_METRICS,
+    NO_INTERVAL,
     ArmResults,
+    Comparison,
     ExperimentResults,
     MetricValue,
+    fmt_detectable,
     fmt_measure,
     fmt_rate,
 )
+from looper_engine.evaluation.stats import design_label
 
 SECTIONS: tuple[str, ...] = (
+    "Power of this design",
     "Setup",
     "Accuracy matrices",
     "Transfer and forgetting",
@@ -167,6 +179,8 @@ def render_markdown(results: ExperimentResults, images: dict[str, str]) -> str:
             "",
         ]
 
+    out += ["## Power of this design", ""]
+    out += power_section(r.power)
     out += ["## Setup", ""]
     out += [
         f"- base model (zero-shot reference): `{r.model}`",
@@ -204,20 +218,31 @@ def render_markdown(results: ExperimentResults, images: dict[str, str]) -> str:
     out += [
         "## Transfer and forgetting",
         "",
-        "Point estimates with 95% intervals from a stratified cluster bootstrap over tasks "
-        "(2000 resamples); n is the number of (task, seed) measurements in the final stage. "
-        "Forgetting follows Chaudhry et al. (2018): the best score a chunk had before the end minus "
-        "its final score.",
+        "Point estimates with 95% intervals from the stratified jackknife over tasks (each task left "
+        "out in turn within its chunk, keeping every stage, seed and zero-shot score; Student's t on "
+        "tasks - chunks degrees of freedom). An interval is shown only where a simulation of this "
+        "experiment's own size (its chunks and seeds) finds it covers the truth at least 93% of the "
+        f"time; a value marked † has no interval: {NO_INTERVAL}. Forgetting follows Chaudhry et al. "
+        "(2018): the best score a chunk had before the end minus its final score.",
         "",
         "| arm | n | " + " | ".join(label for _, label in CL_METRICS) + " |",
         "|---|---|" + "---|" * len(CL_METRICS),
     ]
+    notes: list[str] = []
     for a in r.arms:
         if not a.summary:
             out.append(f"| {a.arm} | — | " + " | ".join("—" for _ in CL_METRICS) + " |")
             continue
-        n = next(iter(a.summary.values())).n
+        first = next(iter(a.summary.values()))
+        n = design_label(first.n_tasks, first.seeds)
         out.append(f"| {a.arm} | {n} | " + " | ".join(str(a.summary[k]) for k, _ in CL_METRICS) + " |")
+        missing = [label for k, label in CL_METRICS if a.summary[k].note.startswith(NO_INTERVAL)]
+        if missing:
+            notes.append(f"- † {a.arm}: {', '.join(missing)}: {NO_INTERVAL} ({n}).")
+        for k, label in CL_METRICS:
+            extra = [x for x in a.summary[k].note.split("; ") if x and x != NO_INTERVAL]
+            notes += [f"- **{a.arm}**, {label}: {x}." for x in extra]
+    out += ["", *notes] if notes else []
     out.append("")
 
     out += ["## Held-out tasks", ""]
@@ -261,20 +286,22 @@ def render_markdown(results: ExperimentResults, images: dict[str, str]) -> str:
     out += [
         "## Base against each arm",
         "",
-        "The zero-shot reference against each arm's final stage on the same (task, seed) pairs: "
-        "b = solved only by the base, c = solved only by the arm; exact two-sided McNemar p; the "
-        "paired bootstrap interval of the difference; and the smallest difference this n detects "
-        "with 80% power at alpha 0.05.",
+        "The zero-shot reference against each arm's final stage on the tasks both measured, the task "
+        "as the unit: each task's seeds give one per-task rate, and the difference is the mean of the "
+        "per-task differences. p is the exact sign-flip test of those differences (two-sided; with one "
+        "seed per task it is McNemar's exact test); the 95% interval is a t-interval on them; "
+        "better/worse count the tasks on which the arm's rate is higher/lower; detectable is the "
+        "smallest increase / decrease this comparison detects with 80% power at alpha 0.05.",
         "",
-        "| arm | tasks | n | base | arm | difference [95% CI] | b | c | McNemar p | detectable |",
+        "| arm | tasks | n | base | arm | difference [95% CI] | better | worse | p | detectable |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for a in r.arms:
         for c in a.vs_base:
-            mdd = "—" if c.min_detectable is None else f"±{c.min_detectable:.0%}"
             out.append(
-                f"| {a.arm} | {c.scope} | {c.n} | {fmt_rate(c.base)} | {fmt_rate(c.arm)} | "
-                f"{c.diff:+.0%} [{c.diff_lo:+.0%}, {c.diff_hi:+.0%}] | {c.b} | {c.c} | {c.p_value:.3g} | {mdd} |"
+                f"| {a.arm} | {c.scope} | {c.design} | {c.base_rate:.0%} | {c.arm_rate:.0%} | "
+                f"{c.diff:+.0%} [{c.diff_lo:+.0%}, {c.diff_hi:+.0%}] | {c.better} | {c.worse} | {c.p_value:.3g} | "
+                f"{fmt_detectable(c)} |"
             )
     verdicts = []
     for a in r.arms:
@@ -282,17 +309,23 @@ def render_markdown(results: ExperimentResults, images: dict[str, str]) -> str:
             if c.scope != "stream":
                 continue
             if c.p_value < 0.05:
-                verdicts.append(f"- **{a.arm}** differs from the base (p = {c.p_value:.3g}).")
+                verdicts.append(f"- **{a.arm}** differs from the base (p = {c.p_value:.3g}, {c.design}).")
             else:
                 detect = (
-                    f"; with n = {c.n} only a difference of about {c.min_detectable:.0%} could be detected"
+                    f"; with {c.design} only an increase of about {c.min_detectable:.0%} could be detected"
                     if c.min_detectable is not None
-                    else f"; n = {c.n} is too small to detect any difference"
+                    else f"; {c.design} are too few to detect any increase"
                 )
                 verdicts.append(f"- **{a.arm}**: no significant difference from the base (p = {c.p_value:.3g}){detect}.")
     out += ["", *verdicts, ""]
 
-    out += ["## Flip table", "", "Each task, base (zero-shot) against the arm's final stage; k/n over seeds.", ""]
+    out += [
+        "## Flip table",
+        "",
+        "Each task, base (zero-shot) against the arm's final stage; k/n over each side's seeds, "
+        "compared as rates (fixed: the arm's rate is higher).",
+        "",
+    ]
     tasks: dict[str, int] = {}
     for a in r.arms:
         for f in a.flips:
@@ -309,7 +342,7 @@ def render_markdown(results: ExperimentResults, images: dict[str, str]) -> str:
             row = []
             for a in r.arms:
                 f = flips.get((a.arm, task))
-                row.append("" if f is None else f"{f.change} ({f.base_k}/{f.n} → {f.arm_k}/{f.n})")
+                row.append("" if f is None else f"{f.change} ({f.base_k}/{f.base_n} → {f.arm_k}/{f.arm_n})")
             out.append(f"| `{task}` | {'held-out' if chunk < 0 else chunk + 1} | " + " | ".join(row) + " |")
         out += ["", "| arm | fixed | broken | unchanged |", "|---|---|---|---|"]
         for a in r.arms:
@@ -359,8 +392,9 @@ def render_markdown(results: ExperimentResults, images: dict[str, str]) -> str:
         "## Regression gate",
         "",
         "After every night the candidate is compared with the arm as it was, on every task learned "
-        "so far (the frozen set): it is adopted unless it is worse by the one-sided exact McNemar "
-        "test (b = tasks lost, c = tasks gained).",
+        "so far (the frozen set): it is adopted unless it is worse by the one-sided exact sign-flip "
+        "test, McNemar's with one outcome per task (b = tasks lost, c = tasks gained). A frozen set "
+        "too small for any outcome to reach p < alpha is adopted *untested*.",
         "",
         "| arm | seed | night | adopted | frozen n | before | candidate | b | c | p | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
@@ -368,14 +402,149 @@ def render_markdown(results: ExperimentResults, images: dict[str, str]) -> str:
     nights = [(a.arm, n) for a in r.arms for n in a.nights]
     for arm_name, n in nights:
         p = "—" if n.p_value is None or (isinstance(n.p_value, float) and math.isnan(n.p_value)) else f"{n.p_value:.3g}"
+        adopted = ("yes" if n.testable else "yes (untested)") if n.adopted else "no"
         out.append(
-            f"| {arm_name} | {n.seed} | {n.cycle + 1} | {'yes' if n.adopted else 'no'} | {n.n} | "
+            f"| {arm_name} | {n.seed} | {n.cycle + 1} | {adopted} | {n.n} | "
             f"{_pct(n.base_rate)} | {_pct(n.candidate_rate)} | {n.b} | {n.c} | {p} | {n.reason} |"
         )
     if not nights:
         out.append("| — | | | | | | | | | | no arm learns in this experiment |")
     out.append("")
     return "\n".join(out)
+
+
+def power_section(power: DesignPower | None) -> list[str]:
+    """The design's power figures (`looper experiment power`), as the report's opening."""
+    if power is None:
+        return ["The design could not be simulated (its file no longer validates here).", ""]
+    out = [
+        f"Simulated from the design alone ({power.sims} experiments per comparison, task success "
+        f"probabilities ~ Beta{power.task_prior}), with the test this report uses at alpha {power.alpha}:",
+        "",
+    ]
+    out += [f"- {line}" for line in power_lines(power)]
+    out += [
+        "",
+        "| arm | tasks | n | false-positive rate | detectable with 80% power |",
+        "|---|---|---|---|---|",
+    ]
+    for c in power.comparisons:
+        mde = "none" if c.min_detectable is None else f"+{c.min_detectable:.2f}"
+        out.append(f"| {c.arm} | {c.scope} | {c.design} | {c.false_positive_rate:.3f} | {mde} |")
+    out.append("")
+    return out
+
+
+# --- the same figures as data ------------------------------------------------------------------
+
+#: The metric keys of the JSON report (the names the report's columns use, lower-cased).
+JSON_KEYS: dict[str, str] = {
+    "acc": "acc",
+    "forgetting": "forgetting",
+    "forward_transfer": "fwt",
+    "backward_transfer": "bwt",
+    "aulc": "aulc",
+    "cl_plasticity": "cl_p",
+    "cl_stability": "cl_s",
+    "cl_f_beta": "cl_f1",
+}
+
+
+class CellJSON(BaseModel):
+    rate: float
+    k: int
+    n: int
+
+
+class MatrixJSON(BaseModel):
+    """a[i][j] (chunk j after learning through chunk i) with k resolved of n outcomes; null where
+    not measured; and the zero-shot row z[j]."""
+
+    cells: list[list[CellJSON | None]]
+    zero_shot: list[CellJSON | None]
+
+
+class MetricJSON(BaseModel):
+    value: float | None
+    lo: float | None
+    hi: float | None
+    n_tasks: int
+    seeds: list[int] = Field(default_factory=list)
+    note: str = ""
+
+
+class ArmJSON(BaseModel):
+    kind: str
+    model: str
+    complete: bool
+    matrix: MatrixJSON
+    metrics: dict[str, MetricJSON]
+
+
+class ComparisonJSON(Comparison):
+    arm_name: str = Field(description="the arm compared with the zero-shot base")
+
+
+class ReportJSON(BaseModel):
+    """`looper report EXP --format json`: what the Markdown report shows, as data."""
+
+    experiment: str
+    status: str
+    seeds: list[int]
+    chunks: list[list[str]]
+    heldout: list[str]
+    scripted: bool
+    arms: dict[str, ArmJSON]
+    comparisons: list[ComparisonJSON]
+    power: DesignPower | None
+
+
+def _cell(counts: tuple[int, int] | None) -> CellJSON | None:
+    if counts is None or counts[1] == 0:
+        return None
+    return CellJSON(rate=counts[0] / counts[1], k=counts[0], n=counts[1])
+
+
+def report_data(results: ExperimentResults) -> ReportJSON:
+    """The report's figures as a pydantic model."""
+    r = results
+    arms: dict[str, ArmJSON] = {}
+    comparisons: list[ComparisonJSON] = []
+    for a in r.arms:
+        metrics = {
+            JSON_KEYS[k]: MetricJSON(value=v.value, lo=v.lo, hi=v.hi, n_tasks=v.n_tasks, seeds=v.seeds, note=v.note)
+            for k, v in a.summary.items()
+        }
+        arms[a.arm] = ArmJSON(
+            kind=a.kind,
+            model=a.model,
+            complete=a.complete,
+            matrix=MatrixJSON(
+                cells=[[_cell(c) for c in row] for row in a.counts],
+                zero_shot=[_cell(c) for c in r.zero_shot_counts],
+            ),
+            metrics=metrics,
+        )
+        comparisons += [ComparisonJSON(**c.model_dump(), arm_name=a.arm) for c in a.vs_base]
+    return ReportJSON(
+        experiment=r.exp_id,
+        status=r.status,
+        seeds=r.seeds,
+        chunks=r.chunks,
+        heldout=r.heldout,
+        scripted=r.scripted,
+        arms=arms,
+        comparisons=comparisons,
+        power=r.power,
+    )
+
+
+def report_json(results: ExperimentResults) -> str:
+    return report_data(results).model_dump_json(indent=2)
+
+
+def report_schema() -> dict[str, Any]:
+    return ReportJSON.model_json_schema()
 
 
 def write_report(results: ExperimentResults, out_dir: Path) -> Path:
@@ -398,4 +567,16 @@ def write_report(results: ExperimentResults, out_dir: Path) -> Path:
     return path
 
 
-__all__ = ["SECTIONS", "plot_curves", "plot_matrix", "render_markdown", "write_report"]
+__all__ = [
+    "JSON_KEYS",
+    "SECTIONS",
+    "ReportJSON",
+    "plot_curves",
+    "plot_matrix",
+    "power_section",
+    "render_markdown",
+    "report_data",
+    "report_json",
+    "report_schema",
+    "write_report",
+]

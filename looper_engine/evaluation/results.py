@@ -2,12 +2,12 @@
 continual-learning summary, episode metrics, base against arm on the same tasks, the flip
 table, repeat errors, pass@k over seeds, and every night's training curve and gate verdict.
 
-Every rate has its n and a 95% interval. The CL metrics' intervals are a stratified cluster
-bootstrap: tasks are resampled with replacement within their chunk, each task keeping all its
-measurements (every stage, every seed, its zero-shot score), and the metric is recomputed
-from the resampled matrix. Base against arm pairs each (task, seed) of the final stage with
-the zero-shot reference's: exact McNemar, a paired bootstrap interval of the difference, and
-the smallest difference this n could detect (80% power, alpha 0.05).
+The task is the unit of every interval and test; seeds are repeated measures of a task.
+Rates are means over tasks of each task's share of resolved seeds, with `task_rate`'s interval.
+The CL metrics' intervals are the stratified jackknife over tasks (`clstats`), shown only where
+simulation at this experiment's own size finds they cover; elsewhere the metric carries the
+note "too few tasks per chunk for an interval". Base against arm is `paired_comparison` on the
+tasks both measured, each task's seeds pooled into one per-task rate.
 """
 
 from __future__ import annotations
@@ -20,22 +20,28 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from looper_engine.errors import UserError
+from looper_engine.evaluation.clstats import ChunkScores, interval_method, interval_samples
 from looper_engine.evaluation.experiment import ZERO_SHOT
 from looper_engine.evaluation.metrics import (
     EpisodeOutcome,
     Measure,
     loop_alarms_per_episode,
-    paired_difference,
     pass_at_k,
     repeat_error_rate,
-    resolve_rate,
     steps_to_resolve,
-    summarize_matrix,
     tokens_to_resolve,
     tool_calls_per_resolve,
     tool_use_efficiency,
 )
-from looper_engine.evaluation.stats import Rate, min_detectable_difference, rate
+from looper_engine.evaluation.power import DesignPower, comparison_designs, design_power
+from looper_engine.evaluation.stats import (
+    PairedComparison,
+    Rate,
+    TaskRate,
+    design_label,
+    paired_comparison,
+    task_rate,
+)
 from looper_engine.store.db import Store
 from looper_engine.store.experiments import (
     CellRow,
@@ -59,6 +65,8 @@ CL_METRICS: tuple[tuple[str, str], ...] = (
     ("cl_f_beta", "CL-F1"),
 )
 BOOTSTRAP_RESAMPLES = 2000
+#: What a CL metric shows where no interval method covers at this experiment's size.
+NO_INTERVAL = "too few tasks per chunk for an interval"
 
 
 class MetricValue(BaseModel):
@@ -66,36 +74,37 @@ class MetricValue(BaseModel):
     lo: float | None = None
     hi: float | None = None
     n: int = 0
+    n_tasks: int = 0
+    seeds: list[int] = Field(default_factory=list)
+    method: str = ""
+    #: why there is no interval, or why the value is out of its usual range
+    note: str = ""
 
     def __str__(self) -> str:
         if self.value is None:
             return "—"
         ci = f" [{self.lo:+.2f}, {self.hi:+.2f}]" if self.lo is not None and self.hi is not None else ""
-        return f"{self.value:+.2f}{ci}"
+        mark = "†" if self.lo is None and self.note else ""
+        return f"{self.value:+.2f}{ci}{mark}"
 
 
-class Comparison(BaseModel):
-    """Base (zero-shot) against an arm on the same (task, seed) pairs."""
+class Comparison(PairedComparison):
+    """Base (zero-shot) against an arm's final stage on the tasks both measured."""
 
     scope: str
-    n: int
-    base: Rate
-    arm: Rate
-    diff: float
-    diff_lo: float
-    diff_hi: float
-    b: int
-    c: int
-    p_value: float
-    min_detectable: float | None
+    base: TaskRate
+    arm: TaskRate
 
 
 class Flip(BaseModel):
+    """One task, base (zero-shot) against the arm's final stage, compared by per-task rate."""
+
     task_id: str
     chunk: int
     base_k: int
+    base_n: int
     arm_k: int
-    n: int
+    arm_n: int
     change: Literal["fixed", "broken", "same (solved)", "same (unsolved)", "same (mixed)"]
 
 
@@ -110,6 +119,8 @@ class NightResult(BaseModel):
     p_value: float | None = None
     base_rate: float | None = None
     candidate_rate: float | None = None
+    #: False when the frozen set was too small for the gate to reject anything.
+    testable: bool = True
     skipped: str = ""
     notes: list[str] = Field(default_factory=list)
     curve: list[dict[str, Any]] = Field(default_factory=list)
@@ -119,7 +130,7 @@ class NightResult(BaseModel):
 
 
 class EpisodeMetrics(BaseModel):
-    resolve_rate: Rate
+    resolve_rate: TaskRate
     steps_to_resolve: Measure
     tokens_to_resolve: Measure
     tool_calls_per_resolve: Measure
@@ -161,7 +172,7 @@ class ArmResults(BaseModel):
     counts: list[list[tuple[int, int] | None]]
     complete: bool
     summary: dict[str, MetricValue] = Field(default_factory=dict)
-    heldout: list[Rate | None] = Field(default_factory=list, description="held-out rate after each cycle")
+    heldout: list[TaskRate | None] = Field(default_factory=list, description="held-out rate after each cycle")
     episodes: EpisodeMetrics | None = None
     vs_base: list[Comparison] = Field(default_factory=list)
     flips: list[Flip] = Field(default_factory=list)
@@ -181,10 +192,12 @@ class ExperimentResults(BaseModel):
     heldout: list[str]
     zero_shot: list[float | None]
     zero_shot_counts: list[tuple[int, int] | None]
-    zero_shot_heldout: Rate | None = None
+    zero_shot_heldout: TaskRate | None = None
     arms: list[ArmResults]
     scripted: bool = False
     counts: dict[str, int] = Field(default_factory=dict)
+    #: the design's simulated power (`looper experiment power`), None when it cannot be simulated
+    power: DesignPower | None = None
 
     def arm(self, name: str) -> ArmResults:
         for a in self.arms:
@@ -269,7 +282,14 @@ def _scores(cells: list[CellRow], key: tuple[str, ...] = ("cycle", "task_id")) -
     return {k: sum(v) / len(v) for k, v in acc.items()}
 
 
-def bootstrap_summary(
+def _per_task(cells: list[CellRow]) -> dict[str, list[bool]]:
+    out: dict[str, list[bool]] = defaultdict(list)
+    for c in cells:
+        out[c.task_id].append(c.resolved)
+    return dict(out)
+
+
+def cl_summary(
     arm_cells: list[CellRow],
     zero_cells: list[CellRow],
     chunks: list[list[str]],
@@ -277,97 +297,107 @@ def bootstrap_summary(
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
 ) -> dict[str, MetricValue]:
-    """The CL metrics of the arm's matrix, each with a stratified cluster-bootstrap interval."""
+    """The CL metrics of the arm's matrix, each with its interval where one can be trusted at
+    this size (see `clstats`), else with the note NO_INTERVAL. CL-F1 outside [0, 1] is noted."""
     n = len(chunks)
     stage = _scores(arm_cells)
     zero = _scores(zero_cells, ("task_id",))
-    z = [float(np.mean([zero.get((t,), 0.0) for t in chunks[j]])) for j in range(n)]
-    matrix, _, _ = _matrix(arm_cells, chunks)
-    point = summarize_matrix(matrix, z)
-    n_obs = sum(1 for c in arm_cells if c.cycle == n - 1 and c.chunk >= 0)
-    out = {key: MetricValue(value=point.get(key), n=n_obs) for key, _ in CL_METRICS}
-    if resamples <= 0:
-        return out
-    rng = np.random.default_rng(seed)
-    # S[j]: (stages, tasks of chunk j) with NaN where a stage did not measure the chunk.
-    per_chunk = []
-    for j in range(n):
-        s = np.array(
-            [[stage.get((i, t), np.nan) for t in chunks[j]] for i in range(n)], dtype=float
+    seeds = sorted({len(v) for v in _per_task([c for c in arm_cells if c.cycle == n - 1 and c.chunk >= 0]).values()})
+    scores = [
+        ChunkScores(
+            stage=[[stage.get((i, t)) if j <= i + 1 else None for t in chunks[j]] for i in range(n)],
+            zero=[zero.get((t,), 0.0) for t in chunks[j]],
         )
-        zj = np.array([zero.get((t,), 0.0) for t in chunks[j]], dtype=float)
-        idx = rng.integers(0, len(chunks[j]), size=(resamples, len(chunks[j])))
-        per_chunk.append((s[:, idx].mean(axis=2), zj[idx].mean(axis=1)))  # (stages, B), (B,)
-    samples: dict[str, list[float]] = defaultdict(list)
-    for b in range(resamples):
-        mat: list[list[float | None]] = [
-            [None if math.isnan(per_chunk[j][0][i, b]) else float(per_chunk[j][0][i, b]) for j in range(n)]
-            for i in range(n)
-        ]
-        zb = [float(per_chunk[j][1][b]) for j in range(n)]
-        summary = summarize_matrix(mat, zb)
-        for key, _ in CL_METRICS:
-            if summary.get(key) is not None:
-                samples[key].append(float(summary[key]))
+        for j in range(n)
+    ]
+    point, intervals = interval_samples(scores, resamples=resamples, seed=seed, methods=("jackknife",))
+    methods = interval_method([len(c) for c in chunks], max(seeds) if seeds else 1)
+    n_tasks = sum(len(c) for c in chunks)
+    n_obs = sum(1 for c in arm_cells if c.cycle == n - 1 and c.chunk >= 0)
+    out: dict[str, MetricValue] = {}
     for key, _ in CL_METRICS:
-        vals = samples.get(key)
-        if vals and out[key].value is not None:
-            lo, hi = np.quantile(vals, [0.025, 0.975])
-            out[key].lo, out[key].hi = float(lo), float(hi)
+        v = point.get(key)
+        value = None if v is None or math.isnan(v) else v
+        mv = MetricValue(value=value, n=n_obs, n_tasks=n_tasks, seeds=seeds)
+        method = methods.get(key)
+        if value is not None and method is not None:
+            lo, hi = intervals[method][key]
+            if not (math.isnan(lo) or math.isnan(hi)):
+                mv.lo, mv.hi, mv.method = lo, hi, method
+        if value is not None and mv.lo is None:
+            mv.note = NO_INTERVAL
+        out[key] = mv
+    f1 = out.get("cl_f_beta")
+    if f1 is not None and f1.value is not None and not 0.0 <= f1.value <= 1.0:
+        forgetting = out["forgetting"].value
+        why = (
+            f"forgetting is negative ({forgetting:+.2f}: chunks scored higher at the end than right after "
+            f"they were learned), so stability 1 - F exceeds 1 and CL-F1 is no longer bounded by 1"
+            if forgetting is not None and forgetting < 0
+            else "a harmonic mean of plasticity and stability outside [0, 1]"
+        )
+        f1.note = (f1.note + "; " if f1.note else "") + f"CL-F1 = {f1.value:.2f} is outside [0, 1]: {why}"
     return out
 
 
 def _comparison(scope: str, base_cells: list[CellRow], arm_cells: list[CellRow]) -> Comparison | None:
-    base = {(c.task_id, c.seed): c.resolved for c in base_cells}
-    arm = {(c.task_id, c.seed): c.resolved for c in arm_cells}
-    keys = sorted(set(base) & set(arm))
-    if not keys:
+    base = _per_task(base_cells)
+    arm = _per_task(arm_cells)
+    tasks = sorted(set(base) & set(arm))
+    if not tasks:
         return None
-    b = [base[k] for k in keys]
-    a = [arm[k] for k in keys]
-    res = paired_difference(b, a)
-    p_base = sum(b) / len(b)
-    mdd = min_detectable_difference(len(keys), p_base)
+    res = paired_comparison({t: base[t] for t in tasks}, {t: arm[t] for t in tasks})
     return Comparison(
+        **res.model_dump(),
         scope=scope,
-        n=res["n"],
-        base=res["base"],
-        arm=res["arm"],
-        diff=res["diff"],
-        diff_lo=res["diff_lo"],
-        diff_hi=res["diff_hi"],
-        b=res["b"],
-        c=res["c"],
-        p_value=res["p_value"],
-        min_detectable=None if math.isinf(mdd) else mdd,
+        base=task_rate({t: base[t] for t in tasks}),
+        arm=task_rate({t: arm[t] for t in tasks}),
     )
 
 
 def _flips(base_cells: list[CellRow], arm_cells: list[CellRow], chunk_of: dict[str, int]) -> list[Flip]:
-    base: dict[str, list[bool]] = defaultdict(list)
-    arm: dict[str, list[bool]] = defaultdict(list)
-    for c in base_cells:
-        base[c.task_id].append(c.resolved)
-    for c in arm_cells:
-        arm[c.task_id].append(c.resolved)
+    base = _per_task(base_cells)
+    arm = _per_task(arm_cells)
     out = []
     for task in sorted(set(base) & set(arm), key=lambda t: (chunk_of.get(t, 10**6), t)):
-        bk, ak, n = sum(base[task]), sum(arm[task]), min(len(base[task]), len(arm[task]))
-        if ak > bk:
+        bk, bn = sum(base[task]), len(base[task])
+        ak, an = sum(arm[task]), len(arm[task])
+        # Compare rates, not counts: the two sides may have run different numbers of seeds.
+        b_rate, a_rate = bk * an, ak * bn  # bk/bn against ak/an without rounding
+        if a_rate > b_rate:
             change = "fixed"
-        elif ak < bk:
+        elif a_rate < b_rate:
             change = "broken"
-        elif ak == n:
+        elif ak == an:
             change = "same (solved)"
         elif ak == 0:
             change = "same (unsolved)"
         else:
             change = "same (mixed)"
-        out.append(Flip(task_id=task, chunk=chunk_of.get(task, -1), base_k=bk, arm_k=ak, n=n, change=change))
+        out.append(Flip(task_id=task, chunk=chunk_of.get(task, -1), base_k=bk, base_n=bn, arm_k=ak, arm_n=an,
+                        change=change))
     return out
 
 
-async def load_results(store: Store, exp_id: str, *, resamples: int = BOOTSTRAP_RESAMPLES) -> ExperimentResults:
+def results_power(spec: dict[str, Any], n_stream: int, n_heldout: int) -> DesignPower | None:
+    """The design's power figures for a recorded experiment (None when its spec no longer
+    validates, e.g. a model path check that depends on this machine)."""
+    from pydantic import ValidationError
+
+    from looper_engine.evaluation.experiment import ExperimentSpec
+
+    try:
+        exp = ExperimentSpec.model_validate(spec)
+    except (ValidationError, UserError):
+        return None
+    if not n_stream:
+        return None
+    return design_power(comparison_designs(exp, n_stream, n_heldout))
+
+
+async def load_results(
+    store: Store, exp_id: str, *, resamples: int = BOOTSTRAP_RESAMPLES, with_power: bool = True
+) -> ExperimentResults:
     """Everything the report and the results screen show, computed from the recorded cells."""
     from looper_engine.store.experiments import experiment_counts
 
@@ -391,6 +421,7 @@ async def load_results(store: Store, exp_id: str, *, resamples: int = BOOTSTRAP_
         z.append(sum(got) / len(got) if got else None)
         z_counts.append((sum(got), len(got)) if got else None)
     arms: list[ArmResults] = []
+    gate_alpha = float(spec.get("gate", {}).get("alpha", 0.05))
     scripted = spec.get("model", "").startswith("scripted:")
     for arm_spec in spec.get("arms", []):
         name = arm_spec["name"]
@@ -403,15 +434,15 @@ async def load_results(store: Store, exp_id: str, *, resamples: int = BOOTSTRAP_
             arm=name, kind=arm_spec.get("kind", "base"), model=model, matrix=matrix, counts=counts, complete=complete
         )
         if complete and n and all(v is not None for v in z):
-            result.summary = bootstrap_summary(evals, zero_stream, chunks, resamples=resamples)
+            result.summary = cl_summary(evals, zero_stream, chunks, resamples=resamples)
         for i in range(n):
-            got = [c.resolved for c in evals if c.chunk == -1 and c.cycle == i]
-            result.heldout.append(rate(sum(got), len(got)) if got else None)
+            got = _per_task([c for c in evals if c.chunk == -1 and c.cycle == i])
+            result.heldout.append(task_rate(got) if got else None)
         final = [c for c in evals if c.cycle == n - 1]
         if final:
             outs = _outcomes(final)
             result.episodes = EpisodeMetrics(
-                resolve_rate=resolve_rate(outs),
+                resolve_rate=task_rate(_per_task(final)),
                 steps_to_resolve=steps_to_resolve(outs),
                 tokens_to_resolve=tokens_to_resolve(outs),
                 tool_calls_per_resolve=tool_calls_per_resolve(outs),
@@ -459,6 +490,7 @@ async def load_results(store: Store, exp_id: str, *, resamples: int = BOOTSTRAP_
                     p_value=v.get("p_value"),
                     base_rate=v.get("base_rate"),
                     candidate_rate=v.get("candidate_rate"),
+                    testable=bool(v.get("testable", _testable(int(v.get("n", 0) or 0), gate_alpha))),
                     skipped=cand.skipped if cand is not None else "",
                     notes=cand.notes if cand is not None else [],
                     curve=cand.curve if cand is not None else [],
@@ -478,11 +510,20 @@ async def load_results(store: Store, exp_id: str, *, resamples: int = BOOTSTRAP_
         heldout=heldout,
         zero_shot=z,
         zero_shot_counts=z_counts,
-        zero_shot_heldout=rate(sum(c.resolved for c in zero_held), len(zero_held)) if zero_held else None,
+        zero_shot_heldout=task_rate(_per_task(zero_held)) if zero_held else None,
         arms=arms,
         scripted=scripted,
         counts=await experiment_counts(store, exp.id),
+        power=results_power(spec, sum(len(c) for c in chunks), len(heldout)) if with_power else None,
     )
+
+
+def _testable(n: int, alpha: float) -> bool:
+    """Whether a gate on n frozen tasks could reject at all (for verdicts recorded before the
+    gate said so itself)."""
+    from looper_engine.evaluation.metrics import smallest_gate_p
+
+    return n == 0 or smallest_gate_p(n) < alpha
 
 
 def _recorded_chunks(cells: list[CellRow]) -> list[list[str]]:
@@ -494,10 +535,22 @@ def _recorded_chunks(cells: list[CellRow]) -> list[list[str]]:
     return [by_chunk[j] for j in range(max(by_chunk) + 1)] if by_chunk else []
 
 
-def fmt_rate(r: Rate | None) -> str:
+def fmt_rate(r: Rate | TaskRate | None, *, design: bool = True) -> str:
+    """A rate with its interval; a task-level rate says how many tasks and seeds it rests on."""
     if r is None or r.rate is None:
         return "—"
+    if isinstance(r, TaskRate):
+        return f"{r.rate:.0%} [{r.lo:.0%}, {r.hi:.0%}]" + (f" ({r.design})" if design else "")
     return f"{r.k}/{r.n} = {r.rate:.0%} [{r.lo:.0%}, {r.hi:.0%}]"
+
+
+def fmt_detectable(c: PairedComparison) -> str:
+    """The smallest increase and decrease this comparison detects, or why it cannot."""
+    if c.min_detectable is None and c.min_detectable_worse is None:
+        return "none at this size"
+    up = "—" if c.min_detectable is None else f"+{c.min_detectable:.0%}"
+    down = "—" if c.min_detectable_worse is None else f"−{c.min_detectable_worse:.0%}"
+    return f"{up} / {down}"
 
 
 def fmt_measure(m: Measure) -> str:
@@ -516,8 +569,11 @@ __all__ = [
     "Flip",
     "MetricValue",
     "NightResult",
-    "bootstrap_summary",
+    "NO_INTERVAL",
+    "cl_summary",
+    "design_label",
     "tue_with_interval",
+    "fmt_detectable",
     "fmt_measure",
     "fmt_rate",
     "load_results",

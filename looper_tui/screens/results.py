@@ -25,8 +25,10 @@ from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
 
 from looper_engine.evaluation.results import (
     CL_METRICS,
+    NO_INTERVAL,
     ArmResults,
     ExperimentResults,
+    fmt_detectable,
     fmt_rate,
     load_results,
 )
@@ -114,7 +116,7 @@ class ResultsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         summary = self.query_one("#results-summary", DataTable)
-        summary.add_columns("arm", "final", *(label for _, label in CL_METRICS), "vs base (p)")
+        summary.add_columns("arm", "final", "n", *(label for _, label in CL_METRICS), "vs base (p)")
         if self.results is not None:
             self.call_after_refresh(self._show, self.results)
         else:
@@ -172,16 +174,18 @@ class ResultsScreen(Screen[None]):
             line.append("  scripted policies: a demo, not a result", style="yellow")
         self.query_one("#results-status", Static).update(line)
         self.query_one("#results-summary-title", Static).update(
-            "Transfer and forgetting (95% bootstrap intervals)"
+            f"Transfer and forgetting (95% jackknife intervals over tasks; † {NO_INTERVAL})"
         )
         summary = self.query_one("#results-summary", DataTable)
         summary.clear()
         for arm in results.arms:
-            final = fmt_rate(arm.episodes.resolve_rate) if arm.episodes else "—"
+            rr = arm.episodes.resolve_rate if arm.episodes else None
+            final = fmt_rate(rr, design=False)
+            n = "—" if rr is None else rr.design
             stream = next((c for c in arm.vs_base if c.scope == "stream"), None)
             vs = "—" if stream is None else f"{stream.diff:+.0%} (p {stream.p_value:.3g})"
             metrics = [str(arm.summary[k]) if arm.summary else "—" for k, _ in CL_METRICS]
-            summary.add_row(arm.arm, final, *metrics, vs, key=arm.arm)
+            summary.add_row(arm.arm, final, n, *metrics, vs, key=arm.arm)
         # A fresh TabbedContent composed with its panes lays its tabs (and the underline
         # under the active one) out once, with every label in place.
         old = self.query_one("#results-arms", TabbedContent)
@@ -198,8 +202,8 @@ class ResultsScreen(Screen[None]):
             flips.add_row(
                 f.task_id,
                 "held-out" if f.chunk < 0 else str(f.chunk + 1),
-                f"{f.base_k}/{f.n}",
-                f"{f.arm_k}/{f.n}",
+                f"{f.base_k}/{f.base_n}",
+                f"{f.arm_k}/{f.arm_n}",
                 Text(f.change, style=CHANGE_STYLE.get(f.change, "")),
             )
         gate = DataTable(classes="results-gate", cursor_type="row", zebra_stripes=True)
@@ -208,7 +212,8 @@ class ResultsScreen(Screen[None]):
             gate.add_row(
                 str(n.seed),
                 str(n.cycle + 1),
-                Text("yes", style="green") if n.adopted else Text("no", style="bold red"),
+                (Text("yes", style="green") if n.testable else Text("yes (untested)", style="yellow"))
+                if n.adopted else Text("no", style="bold red"),
                 str(n.n),
                 "—" if n.base_rate is None else f"{n.base_rate:.0%}",
                 "—" if n.candidate_rate is None else f"{n.candidate_rate:.0%}",
@@ -219,11 +224,11 @@ class ResultsScreen(Screen[None]):
             )
         comparisons = Text()
         for c in arm.vs_base:
-            mdd = "" if c.min_detectable is None else f", detectable ±{c.min_detectable:.0%}"
             comparisons.append(
-                f"{c.scope}: base {fmt_rate(c.base)} → arm {fmt_rate(c.arm)}, "
+                f"{c.scope} ({c.design}): base {fmt_rate(c.base, design=False)} → arm {fmt_rate(c.arm, design=False)}, "
                 f"difference {c.diff:+.0%} [{c.diff_lo:+.0%}, {c.diff_hi:+.0%}], "
-                f"McNemar b={c.b} c={c.c} p={c.p_value:.3g}{mdd}\n"
+                f"tasks better/worse {c.better}/{c.worse}, sign-flip p={c.p_value:.3g}, "
+                f"detectable {fmt_detectable(c)}\n"
             )
         if not arm.complete:
             comparisons.append("the matrix is not complete yet: metrics that need all of it are left out\n",

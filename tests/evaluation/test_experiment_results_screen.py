@@ -115,8 +115,13 @@ async def test_the_screen_shows_the_heatmap_summary_flips_and_verdicts(lab: Path
         summary = screen.query_one("#results-summary", DataTable)
         assert [summary.get_row_at(i)[0] for i in range(summary.row_count)] == ["base", "adapter"]
         adapter_row = summary.get_row_at(1)
-        assert adapter_row[1].startswith("4/5 = 80%")  # final stage: 3 of 4 stream tasks + the held-out one
-        assert adapter_row[2].startswith("+0.75 [")  # ACC with its interval
+        assert adapter_row[1].startswith("80% [")  # final stage: 3 of 4 stream tasks + the held-out one
+        assert adapter_row[2] == "5 tasks x 1 seed"  # n is tasks, with the seeds beside it
+        # ACC, without an interval: at 2 tasks a chunk none covers (the † says so in the title).
+        assert adapter_row[3] == "+0.75†"
+        assert "too few tasks per chunk for an interval" in str(
+            screen.query_one("#results-summary-title", Static).content
+        )
 
         tabs = screen.query_one("#results-arms", TabbedContent)
         tabs.active = "arm-adapter"
@@ -124,6 +129,11 @@ async def test_the_screen_shows_the_heatmap_summary_flips_and_verdicts(lab: Path
         pane = screen.query_one("#arm-adapter")
         heat = text_of(pane.query_one(".results-heatmap", Static))
         assert "100% 2/2" in heat and "50% 1/2" in heat and "z" in heat
+        comparison = " ".join(text_of(pane.query_one(".results-comparison", Static)).split())
+        # stream: base solves 1 of 4 tasks, the adapter 3 of 4; 2 tasks better, none worse:
+        # exact two-sided p = 2 * 0.5**2.
+        assert "stream (4 tasks x 1 seed): base 25% [" in comparison
+        assert "tasks better/worse 2/0, sign-flip p=0.5, detectable none at this size" in comparison
         flips = pane.query_one(".results-flips", DataTable)
         changes = {str(flips.get_row_at(i)[0]): str(flips.get_row_at(i)[4]) for i in range(flips.row_count)}
         assert changes == {
@@ -135,7 +145,8 @@ async def test_the_screen_shows_the_heatmap_summary_flips_and_verdicts(lab: Path
         }
         gate = pane.query_one(".results-gate", DataTable)
         rows = [[str(c) for c in gate.get_row_at(i)] for i in range(gate.row_count)]
-        assert [r[2] for r in rows] == ["yes", "no"]
+        # Night 1 had 2 frozen tasks: nothing could have been rejected, and the screen says so.
+        assert [r[2] for r in rows] == ["yes (untested)", "no"]
         assert rows[1][6:9] == ["3", "0", "0.125"] and rows[1][9].startswith("rejected")
 
 

@@ -75,6 +75,8 @@ def curriculum(tmp_path: Path) -> Path:
         'name = "swe"\nmodel = "scripted:wrong-fix"\nchunk_size = 1\n'
         '[stream]\nsource = "swe-bench-cl"\ncurriculum = "curriculum.json"\nrepos = "repos"\nsequences = ["calc"]\n'
         '[limits]\nmax_steps = 4\n'
+        # Two stream tasks: at 0.05 a gate could never reject, and the file would be refused.
+        '[gate]\nalpha = 0.3\n'
         '[[arms]]\nname = "memory"\nkind = "memory"\n'
     )
     return tmp_path / "exp.toml"

@@ -19,11 +19,11 @@ from looper_engine.evaluation.metrics import (
     forgetting,
     forward_transfer,
     loop_alarms_per_episode,
-    paired_difference,
     pass_at_k,
     regression_gate,
     repeat_error_rate,
     resolve_rate,
+    smallest_testable_frozen_set,
     steps_to_resolve,
     summarize_matrix,
     tokens_to_resolve,
@@ -230,10 +230,14 @@ def test_pass_at_k_unbiased_estimator() -> None:
         pass_at_k(5, 2, 6)
 
 
+def frozen(outcomes: list[bool]) -> dict[str, list[bool]]:
+    return {f"t{i:02d}": [x] for i, x in enumerate(outcomes)}
+
+
 def test_regression_gate_rejects_a_significantly_worse_candidate() -> None:
     base = [True] * 10 + [False] * 10
     candidate = [False] * 6 + [True] * 4 + [False] * 10
-    v = regression_gate(base, candidate)
+    v = regression_gate(frozen(base), frozen(candidate))
     # b = 6 lost, c = 0 gained: one-sided p = P(X >= 6 | Bin(6, 1/2)) = 1/64
     assert (v.b, v.c, v.n) == (6, 0, 20)
     assert v.p_value == pytest.approx(1 / 64)
@@ -245,32 +249,37 @@ def test_regression_gate_rejects_a_significantly_worse_candidate() -> None:
 def test_regression_gate_adopts_when_the_loss_is_not_significant() -> None:
     base = [True, True, True, False, True, False]
     candidate = [False, False, False, True, True, False]
-    v = regression_gate(base, candidate)
+    v = regression_gate(frozen(base), frozen(candidate))
     # b = 3, c = 1: P(X >= 3 | Bin(4, 1/2)) = (4 + 1) / 16
     assert (v.b, v.c) == (3, 1)
     assert v.p_value == pytest.approx(5 / 16)
-    assert v.adopted
-    same = regression_gate(base, base)
+    assert v.adopted and v.testable
+    same = regression_gate(frozen(base), frozen(base))
     assert same.adopted and same.p_value == 1.0
+
+
+def test_an_extreme_loss_keeps_its_true_p() -> None:
+    # 30 frozen tasks, all lost: p = 2**-30, not 0 (an upper tail computed as 1 - lower tail
+    # rounds to 0 in floating point).
+    v = regression_gate(frozen([True] * 30), frozen([False] * 30))
+    assert not v.adopted and v.p_value == 2.0**-30 and "p=9.31e-10" in v.reason
+
+
+def test_a_gate_too_small_to_reject_says_it_tested_nothing() -> None:
+    # 4 frozen tasks, all lost: p = 1/16 = 0.0625 >= 0.05. The gate cannot reject; the verdict
+    # says so instead of calling it a pass.
+    v = regression_gate(frozen([True] * 4), frozen([False] * 4))
+    assert v.adopted and not v.testable and v.smallest_p == 0.0625
+    assert v.reason.startswith("adopted untested: 4 frozen tasks cannot reach p < 0.05")
+    assert smallest_testable_frozen_set(0.05) == 5 and smallest_testable_frozen_set(0.01) == 7
+    assert regression_gate(frozen([True] * 5), frozen([False] * 5)).adopted is False
 
 
 def test_regression_gate_needs_paired_outcomes() -> None:
     with pytest.raises(UserError, match="same tasks"):
-        regression_gate([True, False], [True])
+        regression_gate(frozen([True, False]), frozen([True]))
     with pytest.raises(UserError):
-        regression_gate([], [])
-
-
-def test_paired_difference_reports_rates_interval_and_p() -> None:
-    base = [True, False, False, True, False, False, False, True]
-    arm = [True, True, True, True, False, True, False, True]
-    d = paired_difference(base, arm)
-    # base 3/8, arm 6/8: diff = 3/8; b = 0, c = 3 -> p = 2 * (1/8) = 0.25
-    assert d["diff"] == pytest.approx(3 / 8)
-    assert (d["b"], d["c"]) == (0, 3)
-    assert d["p_value"] == pytest.approx(0.25)
-    assert d["diff_lo"] <= 3 / 8 <= d["diff_hi"]
-    assert d["base"].k == 3 and d["arm"].k == 6
+        regression_gate({}, {})
 
 
 def test_episode_outcome_reads_a_finished_event() -> None:
