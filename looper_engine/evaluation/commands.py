@@ -261,9 +261,15 @@ def cmd_experiment_power(args: argparse.Namespace) -> int:
         f"{len(plan.heldout)} held out, seeds {', '.join(map(str, spec.seeds))}",
         header_style="bold",
     )
-    for col in ("arm", "tasks", "n", f"false positives (alpha {result.alpha})",
-                f"detectable ({result.power:.0%} power)"):
-        table.add_column(col)
+    table.add_column("arm", no_wrap=True)
+    table.add_column("tasks", no_wrap=True)
+    table.add_column("n", no_wrap=True)
+    table.add_column("FP rate", justify="right")
+    table.add_column(f"detects ({result.power:.0%} power)", justify="right")
+    table.caption = (
+        f"FP rate: how often p < {result.alpha} when nothing differs; detects: the smallest increase in "
+        f"success rate found with {result.power:.0%} power"
+    )
     if result.effect is not None:
         table.add_column(f"power at {result.effect:+.2f}", justify="right")
     for c in result.comparisons:

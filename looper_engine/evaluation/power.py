@@ -76,24 +76,32 @@ class DesignPower(BaseModel):
         return [c for c in self.comparisons if c.power_at_effect is None or c.power_at_effect < self.power]
 
 
-def _temperature(spec: Any, arm: Any | None) -> float:
-    t = float(spec.limits.temperature)
-    t = float(spec.agent.get("temperature", t))
+def _temperature(spec: dict[str, Any], arm: dict[str, Any] | None) -> float:
+    t = float(spec.get("limits", {}).get("temperature", 0.0))
+    t = float(spec.get("agent", {}).get("temperature", t))
     if arm is not None:
-        t = float(arm.config.get("temperature", t))
+        t = float(arm.get("config", {}).get("temperature", t))
     return t
 
 
+def _learns(arm: dict[str, Any]) -> bool:
+    from looper_engine.evaluation.experiment import LAYERS
+
+    return any(part.strip() in LAYERS for part in str(arm.get("kind", "base")).split("+"))
+
+
 def comparison_designs(spec: Any, n_stream: int, n_heldout: int) -> list[ComparisonDesign]:
-    """The comparisons of an ExperimentSpec with `n_stream` stream and `n_heldout` held-out tasks."""
-    k = len(spec.seeds)
-    base_repeats = k > 1 and _temperature(spec, None) == 0.0
+    """The comparisons of an experiment (an ExperimentSpec, or its stored dict) with `n_stream`
+    stream and `n_heldout` held-out tasks: each arm against the zero-shot reference on both."""
+    data: dict[str, Any] = spec if isinstance(spec, dict) else spec.model_dump(mode="json")
+    k = len(data.get("seeds", [0]))
+    base_repeats = k > 1 and _temperature(data, None) == 0.0
     out = []
-    for arm in spec.arms:
-        repeats = k > 1 and not arm.learns and _temperature(spec, arm) == 0.0
+    for arm in data.get("arms", []):
+        repeats = k > 1 and not _learns(arm) and _temperature(data, arm) == 0.0
         for scope, n in (("stream", n_stream), ("held-out", n_heldout)):
             if n:
-                out.append(ComparisonDesign(arm=arm.name, scope=scope, n_tasks=n, base_seeds=k, arm_seeds=k,
+                out.append(ComparisonDesign(arm=arm["name"], scope=scope, n_tasks=n, base_seeds=k, arm_seeds=k,
                                             base_repeats=base_repeats, arm_repeats=repeats))
     return out
 

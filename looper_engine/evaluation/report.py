@@ -187,7 +187,7 @@ def render_markdown(results: ExperimentResults, images: dict[str, str]) -> str:
         f"- seeds (independent learning lines, and epochs for pass@k): {', '.join(map(str, r.seeds))}",
         f"- stream: {sum(len(c) for c in r.chunks)} tasks in {len(r.chunks)} chunks "
         f"({', '.join(str(len(c)) for c in r.chunks)} tasks)",
-        f"- held-out: {len(r.heldout)} tasks",
+        f"- held-out: {design_label(len(r.heldout), [len(r.seeds)])}",
         f"- recorded: {r.counts.get('cells', 0)} cells measured by {r.counts.get('episodes', 0)} episodes; "
         f"{r.counts.get('nights', 0)} nights",
         "",
@@ -416,7 +416,7 @@ def render_markdown(results: ExperimentResults, images: dict[str, str]) -> str:
 def power_section(power: DesignPower | None) -> list[str]:
     """The design's power figures (`looper experiment power`), as the report's opening."""
     if power is None:
-        return ["The design could not be simulated (its file no longer validates here).", ""]
+        return ["Nothing to simulate: the experiment has no stream tasks recorded yet.", ""]
     out = [
         f"Simulated from the design alone ({power.sims} experiments per comparison, task success "
         f"probabilities ~ Beta{power.task_prior}), with the test this report uses at alpha {power.alpha}:",

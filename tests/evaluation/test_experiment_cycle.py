@@ -236,3 +236,31 @@ def test_a_run_killed_at_a_random_point_resumes_to_the_same_results(tmp_path: Pa
     assert {e for e, s in statuses.items() if s in ("resolved", "failed")} == measured, why
     assert all(s == "interrupted" for e, s in statuses.items() if e not in measured), why
     assert len(measured) == len({e for e, _ in reference.values()}), why
+
+
+def test_the_json_report_gives_the_same_figures_as_data(done: dict[str, Any],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from looper_engine.cli import main
+    from looper_engine.evaluation.report import ReportJSON
+
+    assert main(["report", "scripted", "--db", str(done["db"]), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) >= {"arms", "comparisons", "power"}
+    ReportJSON.model_validate(data)
+    r: ExperimentResults = done["results"]
+    oracle = data["arms"]["oracle"]
+    assert oracle["matrix"]["cells"][0][2] is None  # a[0][2] was never measured
+    assert oracle["matrix"]["cells"][2][1] == {"rate": 1.0, "k": 2, "n": 2}
+    assert oracle["matrix"]["zero_shot"] == [{"rate": 0.0, "k": 0, "n": 2}] * 3
+    assert set(oracle["metrics"]) == {"acc", "forgetting", "fwt", "bwt", "aulc", "cl_p", "cl_s", "cl_f1"}
+    acc = oracle["metrics"]["acc"]
+    assert (acc["value"], acc["n_tasks"]) == (r.arm("oracle").summary["acc"].value, 6)
+    assert set(acc) >= {"value", "lo", "hi", "n_tasks"}
+    stream = next(c for c in data["comparisons"] if c["arm_name"] == "oracle" and c["scope"] == "stream")
+    expected = next(c for c in r.arm("oracle").vs_base if c.scope == "stream")
+    for key in ("n_tasks", "base_rate", "arm_rate", "diff", "diff_lo", "diff_hi", "p_value", "p_worse",
+                "min_detectable"):
+        assert stream[key] == getattr(expected, key), key
+    assert {c["arm"] for c in data["power"]["comparisons"]} == {"base", "oracle", "memory"}

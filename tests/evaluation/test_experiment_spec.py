@@ -99,6 +99,11 @@ BAD = {
         GOOD + '[[arms]]\nname = "x"\nmodel = "mlx:no/such/model"\n',
         "arms[1].model: no/such/model is not an MLX model folder",
     ),
+    "gate that can never reject": (
+        GOOD + '[[arms]]\nname = "x"\nkind = "memory"\n',
+        "gate: a frozen set of at most 4 tasks can never reject at alpha 0.05 (losing all 4 gives p = 0.0625); "
+        "the smallest frozen set that can work has 5 tasks",
+    ),
     "misspelt setting": (
         GOOD + '[[arms]]\nname = "x"\nmodle = "scripted:oracle"\n',
         "arms[1].modle: unknown setting",
@@ -139,3 +144,15 @@ def test_errors_in_memory_name_the_field() -> None:
         parse_experiment("model = ", "exp")
     with pytest.raises(UserError, match=r"^exp: heldout: off_by_one/date_range is both in the stream and held out"):
         plan_experiment(parse_experiment(GOOD + '[heldout]\ntasks = ["off_by_one/date_range"]\n'), "exp")
+
+
+def test_a_gate_is_refused_only_when_it_can_never_reject() -> None:
+    learner = GOOD + '[[arms]]\nname = "x"\nkind = "memory"\n'
+    # A larger alpha, the gate off, or no arm that learns (no nights): accepted.
+    for text in (learner + "[gate]\nalpha = 0.1\n", learner + "[gate]\nenabled = false\n", GOOD):
+        plan_experiment(parse_experiment(text, "exp"), "exp")
+    # A long stream whose frozen set is capped at 4 tasks can never reject either.
+    long = learner.replace("per_family = 2", "per_family = 4") + "[gate]\nmax_tasks = 4\n"
+    with pytest.raises(UserError, match=r"^exp: gate: a frozen set of at most 4 tasks .* gate\.max_tasks >= 5"):
+        plan_experiment(parse_experiment(long, "exp"), "exp")
+    plan_experiment(parse_experiment(long.replace("max_tasks = 4", "max_tasks = 5"), "exp"), "exp")
