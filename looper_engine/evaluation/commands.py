@@ -180,7 +180,7 @@ async def _run(plan: Any, db: Path, adapters: Path, *, quiet: bool, ray: str | N
 async def _print_summary(console: Any, db: Path, exp_id: str) -> None:
     from rich.table import Table
 
-    from looper_engine.evaluation.results import CL_METRICS, fmt_rate, load_results
+    from looper_engine.evaluation.results import CL_METRICS, NO_INTERVAL, fmt_rate, load_results
     from looper_engine.store.db import Store
 
     store = await Store.open(db, create=False)
@@ -196,10 +196,15 @@ async def _print_summary(console: Any, db: Path, exp_id: str) -> None:
     shown = [m for m in CL_METRICS if m[0] in ("acc", "forgetting", "forward_transfer")]
     for _, label in shown:
         table.add_column(label, justify="right", no_wrap=True)
+    table.add_column("vs base, stream (p)", justify="right", no_wrap=True)
     for a in results.arms:
         rate = fmt_rate(a.episodes.resolve_rate) if a.episodes else "—"
-        table.add_row(a.arm, rate, *(str(a.summary[k]) if a.summary else "—" for k, _ in shown))
+        stream = next((c for c in a.vs_base if c.scope == "stream"), None)
+        vs = "—" if stream is None else f"{stream.diff:+.0%} (p {stream.p_value:.3g})"
+        table.add_row(a.arm, rate, *(str(a.summary[k]) if a.summary else "—" for k, _ in shown), vs)
     console.print(table)
+    if any(v.note.startswith(NO_INTERVAL) for a in results.arms for v in a.summary.values()):
+        console.print(f"† {NO_INTERVAL}")
 
 
 # --- list ----------------------------------------------------------------------------------------

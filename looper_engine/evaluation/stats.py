@@ -206,7 +206,8 @@ def task_rate(outcomes: Outcomes, confidence: float = 0.95) -> TaskRate:
     One outcome per task: the Wilson interval of k/n (the tasks are the trials). With seeds:
     the Wilson interval at the effective number of tasks, n_eff = r(1-r) / Var(mean), where
     Var(mean) is the sample variance of the per-task rates over the number of tasks (Korn &
-    Graubard's effective sample size). n_eff is held between the number of tasks (tasks whose
+    Graubard's effective sample size, with their correction for a variance estimated from
+    n_tasks - 1 degrees of freedom). n_eff is held between the number of tasks (tasks whose
     seeds always agree carry one outcome's information each) and the number of outcomes (seeds
     that vary like independent tasks); at a rate of 0 or 1 it is the number of tasks, so
     the interval does not collapse to a point. Its coverage is checked in bench/stats_calibration.py.
@@ -226,7 +227,10 @@ def task_rate(outcomes: Outcomes, confidence: float = 0.95) -> TaskRate:
         return TaskRate(rate=r, lo=lo, hi=hi, n_tasks=n_tasks, seeds=seeds, k=k, n=n, method="wilson")
     var_mean = float(means.var(ddof=1)) / n_tasks if n_tasks > 1 else 0.0
     if var_mean > 0 and 0.0 < r < 1.0:
-        n_eff = min(float(n), max(float(n_tasks), r * (1 - r) / var_mean))
+        # Korn & Graubard's degrees-of-freedom correction: the variance is estimated from
+        # n_tasks - 1 degrees of freedom, so n_eff shrinks by (z / t)^2.
+        shrink = (_z(0.5 + confidence / 2) / t_quantile(0.5 + confidence / 2, n_tasks - 1)) ** 2
+        n_eff = min(float(n), max(float(n_tasks), shrink * r * (1 - r) / var_mean))
     else:
         n_eff = float(n_tasks)
     lo, hi = _wilson_float(r, n_eff, confidence)

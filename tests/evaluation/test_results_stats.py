@@ -105,3 +105,15 @@ def test_intervals_are_offered_only_where_they_cover() -> None:
     assert set(interval_method([2, 2], 1).values()) == {None}
     wide = interval_method([12, 12, 12], 3)
     assert wide["acc"] == "jackknife" and wide["forward_transfer"] == "jackknife"
+
+
+def test_the_readme_carries_the_json_reports_schema() -> None:
+    import json
+    from pathlib import Path
+
+    from looper_engine.evaluation.report import report_schema
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("<!-- report-json-schema -->", 1)[1].split("<!-- /report-json-schema -->", 1)[0]
+    text = block.strip().removeprefix("```json").removesuffix("```")
+    assert json.loads(text) == report_schema()
