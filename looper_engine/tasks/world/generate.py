@@ -14,6 +14,7 @@ A draw that breaks a rule is rejected and the next draw of the same address is t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass
@@ -71,6 +72,8 @@ class Instance:
     cases: tuple[Case, ...]
     #: The value drawn for every mark of the template (and "mod", the module's name).
     names: dict[str, str]
+    #: Draws of this address the generator rejected before this one.
+    rejected: int = 0
 
     @property
     def id(self) -> str:
@@ -218,10 +221,10 @@ def _draw(template: Template, seed: int, index: int, rng: Rng) -> Instance | Non
 def make_instance(template: Template, seed: int, index: int) -> Instance:
     """The verified instance at this address: the first valid draw of its generator."""
     rng = Rng(f"looper-world:{VERSION}:{template.family}:{template.name}:{seed}:{index}")
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         instance = _draw(template, seed, index, rng)
         if instance is not None:
-            return instance
+            return dataclasses.replace(instance, rejected=attempt)
     raise WorldError(f"{template.key}: no valid instance in {MAX_ATTEMPTS} draws (seed {seed}, index {index})")
 
 
