@@ -255,6 +255,7 @@ async def test_scoring_stops_an_endless_loop(cache: Path, tmp_path: Path) -> Non
     template = next(t for t in world.templates("range_bound") if t.name == "find_while")
     task = world.to_task(world.make_instance(template, seed=0, index=0), cache)
     root = copy_workspace(task, tmp_path / "ws")
+    apply_gold(task, root)
     module = root / task.target_files[0]
     text = module.read_text()
     assert text.count(" += 1") == 1

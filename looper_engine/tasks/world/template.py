@@ -8,7 +8,8 @@ A template's source is Python with three kinds of marks:
   file has `fixed`. That pair is the gold patch, so it is written as the minimal span a fix
   needs (` - 1)` -> `)`, ` < ` -> ` >= `), never with an identifier the model would have to copy.
 
-A line that renders empty or as whitespace only (an absent docstring) is dropped.
+A line that renders empty or as whitespace only (an absent docstring) is dropped. Some files
+open with a module docstring (drawn from MODULE_DOCS).
 """
 
 from __future__ import annotations
@@ -38,6 +39,17 @@ COMMON_POOLS: dict[str, tuple[str, ...]] = {
     "q": ("hi", "high", "b", "last", "right", "end"),
     "mod": ("lib", "util", "core", "calc", "tools", "ops", "helpers", "funcs"),
 }
+
+#: Module docstrings a file may open with (layout noise that changes no behaviour).
+MODULE_DOCS: tuple[str, ...] = (
+    '"""Small helpers."""',
+    '"""Helpers for lists of numbers."""',
+    '"""Utility functions."""',
+    '"""Shared helpers used by the app."""',
+    '"""Little functions with tests."""',
+)
+#: How often a file opens with one.
+MODULE_DOC_SHARE = 0.3
 
 _MARK = re.compile(r"\$([A-Za-z_]\w*)")
 _CHOICE = re.compile(r"⟨([^⟨⟩]*)⟩")
@@ -122,7 +134,8 @@ def draw_names(template: Template, rng: random.Random) -> dict[str, str]:
 def render(template: Template, rng: random.Random) -> Rendered:
     """Draw names and layout and render the buggy and the fixed file."""
     names = draw_names(template, rng)
-    text = _MARK.sub(lambda m: names[m.group(1)], template.source)
+    header = rng.choice(MODULE_DOCS) + "\n\n" if rng.random() < MODULE_DOC_SHARE else ""
+    text = header + _MARK.sub(lambda m: names[m.group(1)], template.source)
     text = _CHOICE.sub(lambda m: rng.choice(m.group(1).split("|")), text)
     bugs = _BUG.findall(text)
     if len(bugs) != 1:
