@@ -275,3 +275,42 @@ async def test_the_runner_reports_an_import_error_and_a_file_without_tests(cache
     (root / test_file).write_text("x = 1\n")
     empty = await score_workspace(task, root, timeout_s=60)
     assert not empty.resolved and empty.exit_code == 5
+
+
+# ---------------------------------------------------------------------------- the lab
+
+
+async def test_the_new_run_form_runs_the_world(cache: Path, tmp_path: Path) -> None:
+    from textual.widgets import Input, Select
+
+    from looper_tui.app import LooperApp
+    from looper_tui.screens.home import HomeScreen
+    from looper_tui.screens.live import LiveScreen
+    from looper_tui.screens.new_run import NewRunScreen
+
+    (tmp_path / "workspaces").mkdir()
+    app = LooperApp(tmp_path / "looper.db", blink=False, config_folder=tmp_path / "config",
+                    workspace_parent=tmp_path / "workspaces")
+    async with app.run_test(size=(100, 36)) as pilot:
+        while not isinstance(app.screen, HomeScreen):
+            await pilot.pause(0.02)
+        await pilot.press("n")
+        while not isinstance(app.screen, NewRunScreen):
+            await pilot.pause(0.02)
+        app.screen.query_one("#suite", Select).value = "world"
+        app.screen.query_one("#tasks", Input).value = "world/comparison/0-0000/*"
+        app.screen.query_one("#rate", Input).value = "0"
+        await pilot.press("ctrl+s")
+        while not isinstance(app.screen, LiveScreen):
+            await pilot.pause(0.02)
+        (runner,) = app.lab.runners.values()
+        assert runner.suite == "world"
+        assert [e.task.id.rsplit("/", 1)[1] for e in runner.episodes] == sorted(
+            t.name + (".heldout" if t.heldout else "") for t in world.templates("comparison")
+        )
+        states = [app.lab.state.episode(e.id) for e in runner.episodes]
+        for _ in range(3000):  # a guard against hanging, not a timing
+            if all(s.finished is not None for s in states):
+                break
+            await pilot.pause(0.02)
+        assert [s.status for s in states] == ["resolved"] * len(states)
