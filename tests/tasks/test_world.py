@@ -168,6 +168,17 @@ def test_held_out_templates_are_flagged_in_the_id_and_never_selected_for_trainin
     assert [t.id for t in split_held] == [t.id for t in flagged]
 
 
+def test_an_evaluation_set_can_exclude_every_file_seen_in_training(cache: Path) -> None:
+    train = world.generate(seed=0, per_template=40, families=["index_pick"], cache_dir=cache)
+    fresh = world.generate(seed=1, per_template=40, families=["index_pick"], cache_dir=cache)
+    seen_files = {(t.source_dir / t.target_files[0]).read_text() for t in train}
+    repeated = [t for t in fresh if (t.source_dir / t.target_files[0]).read_text() in seen_files]
+    assert repeated, "small templates repeat files across seeds; this test needs some"
+    kept = world.exclude_seen(fresh, train)
+    assert len(kept) == len(fresh) - len(repeated)
+    assert not {(t.source_dir / t.target_files[0]).read_text() for t in kept} & seen_files
+
+
 # ---------------------------------------------------------------------------- the suite
 
 

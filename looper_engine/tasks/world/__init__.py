@@ -15,6 +15,7 @@ which `task_for_id` rebuilds from it alone.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -43,7 +44,9 @@ __all__ = [
     "Template",
     "WorldError",
     "default_cache_dir",
+    "exclude_seen",
     "families",
+    "fingerprint",
     "generate",
     "heldout_templates",
     "instances",
@@ -149,3 +152,17 @@ def task_for_id(task_id: str, cache_dir: Path | None = None) -> Task | None:
 def training_tasks(tasks: Iterable[Task]) -> list[Task]:
     """The tasks training data may be made from: every task but those of held-out templates."""
     return [t for t in tasks if not is_heldout(t.id)]
+
+
+def fingerprint(task: Task) -> str:
+    """A hash of the task's buggy file: two instances with the same file have the same fix."""
+    text = (Path(task.source_dir) / task.target_files[0]).read_bytes()
+    return hashlib.sha256(text).hexdigest()[:16]
+
+
+def exclude_seen(tasks: Iterable[Task], seen: Iterable[Task]) -> list[Task]:
+    """`tasks` without those whose buggy file is one of `seen`'s: an evaluation set of instances
+    no model trained on `seen` can solve from memory. Small templates repeat files across
+    seeds (the same names drawn again), so held-out instances should pass through this."""
+    known = {fingerprint(t) for t in seen}
+    return [t for t in tasks if fingerprint(t) not in known]

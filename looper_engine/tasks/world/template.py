@@ -9,7 +9,8 @@ A template's source is Python with three kinds of marks:
   needs (` - 1)` -> `)`, ` < ` -> ` >= `), never with an identifier the model would have to copy.
 
 A line that renders empty or as whitespace only (an absent docstring) is dropped. Some files
-open with a module docstring (drawn from MODULE_DOCS).
+open with a module docstring (MODULE_DOCS), some hold an unrelated neighbour before or after
+the function (NEIGHBOURS): layout noise that changes no behaviour.
 """
 
 from __future__ import annotations
@@ -50,6 +51,18 @@ MODULE_DOCS: tuple[str, ...] = (
 )
 #: How often a file opens with one.
 MODULE_DOC_SHARE = 0.3
+#: Unrelated neighbours a file may hold before or after the function ("$fn" is its name).
+NEIGHBOURS: tuple[str, ...] = (
+    '__all__ = ["$fn"]',
+    "DEBUG = False",
+    "MAX_ITEMS = 50",
+    'VERSION = "2.3"',
+    "def _identity(v):\n    return v",
+    "def _is_blank(text):\n    return text.strip() == \"\"",
+    "def _pair(a, b):\n    return (a, b)",
+)
+#: How often a file holds one.
+NEIGHBOUR_SHARE = 0.3
 
 _MARK = re.compile(r"\$([A-Za-z_]\w*)")
 _CHOICE = re.compile(r"⟨([^⟨⟩]*)⟩")
@@ -134,8 +147,13 @@ def draw_names(template: Template, rng: random.Random) -> dict[str, str]:
 def render(template: Template, rng: random.Random) -> Rendered:
     """Draw names and layout and render the buggy and the fixed file."""
     names = draw_names(template, rng)
-    header = rng.choice(MODULE_DOCS) + "\n\n" if rng.random() < MODULE_DOC_SHARE else ""
-    text = header + _MARK.sub(lambda m: names[m.group(1)], template.source)
+    source = template.source.strip("\n")
+    if rng.random() < NEIGHBOUR_SHARE:
+        neighbour = rng.choice(NEIGHBOURS)
+        source = f"{neighbour}\n\n\n{source}" if rng.random() < 0.5 else f"{source}\n\n\n{neighbour}"
+    if rng.random() < MODULE_DOC_SHARE:
+        source = rng.choice(MODULE_DOCS) + "\n\n" + source
+    text = _MARK.sub(lambda m: names[m.group(1)], source)
     text = _CHOICE.sub(lambda m: rng.choice(m.group(1).split("|")), text)
     bugs = _BUG.findall(text)
     if len(bugs) != 1:
