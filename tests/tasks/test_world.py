@@ -142,6 +142,21 @@ def test_a_task_folder_is_a_deterministic_path_and_a_damaged_cache_is_rewritten(
     assert again.source_dir == task.source_dir and module.read_text() == good
 
 
+def test_a_second_generation_reads_the_cached_list_and_gives_the_same_tasks(cache: Path) -> None:
+    first = world.generate(seed=8, per_template=2, families=["bool_op", "acc_init"], cache_dir=cache)
+    index_files = list((cache / "world").rglob("index/*.json"))
+    assert len(index_files) == 1
+    shutil.rmtree(first[0].source_dir)  # a folder lost from the cache is written again
+    second = world.generate(seed=8, per_template=2, families=["bool_op", "acc_init"], cache_dir=cache)
+    assert [t.model_dump() for t in second] == [t.model_dump() for t in first]
+    assert first[0].source_dir.is_dir()
+    rebuilt = [world.task_for_id(t.id, cache) for t in first]
+    assert [t.model_dump() for t in rebuilt if t] == [t.model_dump() for t in first]
+    index_files[0].write_text("not json")  # a damaged list is generated again
+    assert [t.id for t in world.generate(seed=8, per_template=2, families=["bool_op", "acc_init"],
+                                         cache_dir=cache)] == [t.id for t in first]
+
+
 def test_an_id_names_its_instance(cache: Path) -> None:
     task = world.generate(seed=4, per_template=1, families=["swapped_args"], cache_dir=cache)[0]
     rebuilt = get_task(task.id)

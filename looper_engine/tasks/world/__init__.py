@@ -16,11 +16,13 @@ which `task_for_id` rebuilds from it alone.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from looper_engine.errors import UserError
 from looper_engine.tasks.model import Task
+from looper_engine.tasks.world import index
 from looper_engine.tasks.world.catalog import DESCRIPTIONS, FAMILIES
 from looper_engine.tasks.world.generate import (
     SUITE,
@@ -132,9 +134,18 @@ def generate(
     cache_dir: Path | None = None,
     start: int = 0,
 ) -> list[Task]:
-    """Verified tasks materialized under `cache_dir` (default: default_cache_dir()), sorted by id."""
+    """Verified tasks materialized under `cache_dir` (default: default_cache_dir()), sorted by id.
+
+    The list is cached there too (index.py): a second call with the same arguments reads it
+    back instead of generating again.
+    """
     root = cache_dir or default_cache_dir()
-    return [to_task(i, root) for i in instances(seed, per_template, families, split, start)]
+    chosen = _check_families(families)
+    key = json.dumps([seed, per_template, chosen, split, start])
+    cached = index.load(root, key)
+    if cached is not None:
+        return cached
+    return index.save(root, key, instances(seed, per_template, chosen, split, start))
 
 
 def task_for_id(task_id: str, cache_dir: Path | None = None) -> Task | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,30 +250,40 @@ def instance_dir(instance: Instance, cache_dir: Path) -> Path:
 
 
 def materialize(instance: Instance, cache_dir: Path) -> Path:
-    """The instance's folder under `cache_dir`, written unless it already holds these files.
-
-    The files are compared, not trusted: a stale or damaged cache is rewritten, so a task's
-    gold patch always matches the files an episode starts from.
-    """
+    """The instance's folder under `cache_dir`, written unless it already holds these files."""
     folder = instance_dir(instance, cache_dir)
-    files = instance.files()
+    write_folder(folder, instance.files())
+    return folder
+
+
+def _holds(folder: Path, files: dict[str, str]) -> bool:
     try:
-        if {p.name for p in folder.iterdir()} == set(files) and all(
+        return {p.name for p in folder.iterdir()} == set(files) and all(
             (folder / name).read_text(encoding="utf-8") == text for name, text in files.items()
-        ):
-            return folder
+        )
     except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
-        pass
-    staging = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+        return False
+
+
+def write_folder(folder: Path, files: dict[str, str]) -> None:
+    """Make `folder` hold exactly `files`. The files are compared, not trusted: a stale or
+    damaged cache is rewritten, so a task's gold patch always matches the files an episode
+    starts from. The folder appears whole (written aside, then renamed into place); when
+    another process wins the race with the same files, its folder is kept."""
+    if _holds(folder, files):
+        return
+    staging = folder.with_name(f".{folder.name}.{os.getpid()}.{id(files)}.tmp")
     staging.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (staging / name).write_text(text, encoding="utf-8")
     if folder.exists():
-        for child in folder.iterdir():
-            child.unlink()
-        folder.rmdir()
-    os.replace(staging, folder)
-    return folder
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.replace(staging, folder)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not _holds(folder, files):
+            raise
 
 
 def to_task(instance: Instance, cache_dir: Path | None = None) -> Task:
