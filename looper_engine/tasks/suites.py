@@ -25,6 +25,11 @@ def _world(seed: int, per_template: int, cache_dir: Path) -> tuple[Task, ...]:
     return tuple(world.generate(seed=seed, per_template=per_template, cache_dir=cache_dir))
 
 
+def is_suite(name: str) -> bool:
+    """True when `load_suite(name)` knows the name (it may still fail, e.g. on `world:1:0`)."""
+    return name in SUITES or _WORLD_SPEC.match(name) is not None
+
+
 def _copy(task: Task) -> Task:
     # What a caller could change, copied; a deep copy of thousands of tasks takes a second.
     return task.model_copy(

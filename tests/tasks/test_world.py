@@ -22,7 +22,7 @@ from looper_engine.models.scripted import ScriptedBackend
 from looper_engine.tasks import world
 from looper_engine.tasks.model import Task
 from looper_engine.tasks.scoring import apply_gold, score_workspace
-from looper_engine.tasks.suites import SUITES, get_task, load_suite, select_tasks
+from looper_engine.tasks.suites import SUITES, get_task, is_suite, load_suite, select_tasks
 from looper_engine.tasks.world.generate import MAX_FILE_CHARS
 from looper_engine.tasks.world.template import COMMON_POOLS
 
@@ -208,7 +208,7 @@ def test_an_evaluation_set_can_exclude_every_file_seen_in_training(cache: Path) 
 
 
 def test_world_is_a_suite_beside_the_koans(cache: Path) -> None:
-    assert "world" in SUITES
+    assert "world" in SUITES and is_suite("world:3:20") and not is_suite("worlds")
     tasks = load_suite("world")
     assert len(tasks) == world.DEFAULT_PER_TEMPLATE * len(TEMPLATES)
     assert {t.suite for t in tasks} == {"world"} and {t.family for t in tasks} == set(world.families())
