@@ -139,6 +139,21 @@ def test_the_same_seed_gives_the_same_tasks_and_another_seed_other_ones(tmp_path
     assert sum(a.statement != b.statement for a, b in zip(one, other, strict=True)) > len(one) // 2
 
 
+def test_another_process_with_another_hash_seed_generates_the_same_world() -> None:
+    code = (
+        "import hashlib, sys\n"
+        "from looper_engine.tasks import world\n"
+        "text = ''.join(i.id + i.buggy + i.tests + i.statement for i in world.instances(seed=9, per_template=2))\n"
+        "print(hashlib.sha256(text.encode()).hexdigest())\n"
+    )
+    digests = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed}, timeout=120).stdout.strip()
+        for hash_seed in ("1", "2")
+    }
+    assert len(digests) == 1 and len(digests.pop()) == 64
+
+
 def test_a_task_folder_is_a_deterministic_path_and_a_damaged_cache_is_rewritten(cache: Path) -> None:
     task = world.generate(seed=2, per_template=1, families=["negation"], cache_dir=cache)[0]
     family, template, seed, index, _ = world.parse_task_id(task.id)
