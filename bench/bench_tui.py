@@ -25,6 +25,7 @@ from pathlib import Path
 from textual import events
 
 from looper_engine.agent.runner import Runner
+from looper_engine.chat import Message
 from looper_engine.config import AgentConfig
 from looper_engine.events import (
     BudgetUpdate,
@@ -37,7 +38,6 @@ from looper_engine.events import (
     Observation,
     ToolResult,
 )
-from looper_engine.messages import Message
 from looper_engine.models.base import Backend, GenOptions, ModelStream
 from looper_engine.store.db import Store
 from looper_engine.store.replay import trajectory_from_events

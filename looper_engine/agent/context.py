@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from looper_engine.messages import Message
+from looper_engine.chat import Message
 
 HEAD = 2  # system prompt and task
 

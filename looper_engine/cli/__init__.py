@@ -6,7 +6,6 @@ and exit with code 2. Nothing here is needed to use the engine from Python."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
@@ -80,10 +79,6 @@ def _open_tui(args: argparse.Namespace) -> int:
             return cmd_run(run_defaults(args))
         raise
     return int(run_app(args) or 0)
-
-
-def run_async(coro) -> int:  # noqa: ANN001
-    return asyncio.run(coro)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import signal
 import time
 from pathlib import Path
@@ -39,16 +38,6 @@ STATUS_STYLE = {
     "interrupted": "yellow",
     "running": "cyan",
 }
-
-
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 class LiveState:
@@ -187,8 +176,11 @@ async def run_headless(
         await store.close()
         await backend.aclose()
     console.print(summary_table(result, backend))
+    # Imported here: the statistics pull in numpy, which the run itself never needs.
+    from looper_engine.evaluation.stats import wilson_interval
+
     k, n = result.resolved, len(result.episodes)
-    lo, hi = wilson(k, n)
+    lo, hi = wilson_interval(k, n)
     console.print(
         f"resolved {k}/{n} ({(k / n if n else 0):.0%}, 95% CI {lo:.0%}-{hi:.0%}) in "
         f"{time.monotonic() - started:.1f}s; every step recorded in {db_path}"

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from looper_engine.agent.context import render_context
+from looper_engine.chat import Message
 from looper_engine.events import (
     BudgetUpdate,
     CallParsed,
@@ -27,7 +28,6 @@ from looper_engine.events import (
     PromptEdited,
     ToolResult,
 )
-from looper_engine.messages import Message
 
 
 class StepRecord(BaseModel):

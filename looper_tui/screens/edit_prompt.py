@@ -14,7 +14,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static, TabbedContent, TabPane, TextArea
 
-from looper_engine.messages import Message
+from looper_engine.chat import Message
 from looper_tui.appref import looper_app
 
 if TYPE_CHECKING:

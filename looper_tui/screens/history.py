@@ -23,8 +23,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Collapsible, Footer, Static
 
+from looper_engine.chat import Message as ChatMessage
 from looper_engine.events import EpisodeStarted, EventBase
-from looper_engine.messages import Message as ChatMessage
 from looper_engine.store.db import EpisodeRow, StepRow
 from looper_engine.store.replay import StepRecord, Trajectory, trajectory_from_events
 from looper_tui.appref import looper_app

@@ -1,5 +1,5 @@
 from looper_engine.agent.context import HEAD, ContextWindow, render_context
-from looper_engine.messages import Message
+from looper_engine.chat import Message
 
 
 def count(m: Message) -> int:
