@@ -18,9 +18,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Tabs
 
 from looper_engine.agent.control import ControlError, EpisodeControl
+from looper_engine.episode_view import EpisodeView
 from looper_tui.appref import looper_app
 from looper_tui.messages import LabChanged
-from looper_tui.state import EpisodeState
+from looper_tui.state import LabState
 from looper_tui.widgets.alarm_banner import AlarmBanner
 from looper_tui.widgets.budget_gauge import BudgetGauge
 from looper_tui.widgets.episode_tabs import EpisodeTabs
@@ -33,10 +34,15 @@ if TYPE_CHECKING:
 
 
 class EpisodeSource:
-    """The timeline rows of a live episode, straight from its buffer."""
+    """The timeline rows of a live episode, straight from the newest view of it."""
 
-    def __init__(self, ep: EpisodeState) -> None:
-        self.ep = ep
+    def __init__(self, state: LabState, episode_id: str) -> None:
+        self._state = state
+        self._episode_id = episode_id
+
+    @property
+    def ep(self) -> EpisodeView:
+        return self._state.episode(self._episode_id)
 
     def __len__(self) -> int:
         return len(self.ep.steps)
@@ -115,7 +121,7 @@ class LiveScreen(Screen[None]):
     # --- drawing ------------------------------------------------------------------
 
     @property
-    def episode(self) -> EpisodeState:
+    def episode(self) -> EpisodeView:
         return self.looper.lab.state.episode(self.current)
 
     @property
@@ -128,7 +134,7 @@ class LiveScreen(Screen[None]):
         self._drawn_alarms = -1
         timeline = self.query_one("#timeline", StepTable)
         timeline.follow = True
-        timeline.set_source(EpisodeSource(self.episode))
+        timeline.set_source(EpisodeSource(self.looper.lab.state, episode_id))
         self.query_one("#tabs", EpisodeTabs).show_episode(episode_id)
         self._sync()
 
