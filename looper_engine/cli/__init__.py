@@ -28,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     from looper_engine.cli import commands
 
     parser = _Parser(prog="looper", description="Looper: a lab for coding agents that learn on the job.")
-    parser.add_argument("--theme", help="TUI theme (looper-dark, looper-light, or a file in themes/)")
+    parser.add_argument("--theme", help="TUI theme (looper-dark, looper-light, a .toml file, or a file in <config dir>/themes/)")
     parser.add_argument("--db", default=None, help="SQLite database (default ./looper.db)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     commands.add_commands(sub)

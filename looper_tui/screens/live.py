@@ -8,7 +8,6 @@ another episode of the run, or coming back from another screen, redraws at once.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult, SystemCommand
@@ -19,8 +18,8 @@ from textual.widgets import Footer, Tabs
 
 from looper_engine.agent.control import ControlError, EpisodeControl
 from looper_engine.episode_view import EpisodeView
-from looper_tui.appref import looper_app
-from looper_tui.messages import LabChanged
+from looper_tui.appref import LabContext, lab_context
+from looper_tui.messages import LabChanged, ShowHistory
 from looper_tui.state import LabState
 from looper_tui.widgets.alarm_banner import AlarmBanner
 from looper_tui.widgets.budget_gauge import BudgetGauge
@@ -28,9 +27,6 @@ from looper_tui.widgets.episode_tabs import EpisodeTabs
 from looper_tui.widgets.status_bar import EpisodeStatusBar
 from looper_tui.widgets.step_table import StepLine, StepTable
 from looper_tui.widgets.transcript import Transcript
-
-if TYPE_CHECKING:
-    from looper_tui.app import LooperApp
 
 
 class EpisodeSource:
@@ -91,8 +87,8 @@ class LiveScreen(Screen[None]):
         self.auto_follow = current is None
 
     @property
-    def looper(self) -> LooperApp:
-        return looper_app(self)
+    def looper(self) -> LabContext:
+        return lab_context(self)
 
     # --- layout -------------------------------------------------------------------
 
@@ -190,7 +186,7 @@ class LiveScreen(Screen[None]):
     def _timeline_selected(self, event: StepTable.Selected) -> None:
         ep = self.episode
         if 0 <= event.index < len(ep.steps):
-            self.looper.show_history(ep.id, step=ep.steps[event.index].step)
+            self.post_message(ShowHistory(ep.id, step=ep.steps[event.index].step))
 
     # --- controls -----------------------------------------------------------------
 
@@ -254,7 +250,7 @@ class LiveScreen(Screen[None]):
         self._draw_status()
 
     def action_history(self) -> None:
-        self.looper.show_history(self.current)
+        self.post_message(ShowHistory(self.current))
 
     def action_toggle_output(self) -> None:
         if not self.query_one("#transcript", Transcript).toggle_newest_output():
