@@ -28,7 +28,7 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from looper_engine.messages import Message  # noqa: E402
+from looper_engine.chat import Message  # noqa: E402
 from looper_engine.models.base import GenOptions  # noqa: E402
 
 

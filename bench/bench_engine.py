@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from looper_engine.agent.episode import Episode
+from looper_engine.chat import Message
 from looper_engine.config import AgentConfig
 from looper_engine.events import ContextBuilt, EventBus
-from looper_engine.messages import Message
 from looper_engine.models.base import Backend, GenOptions
 from looper_engine.models.scripted import ScriptedStream
 from looper_engine.protocol.calls import ReadCall

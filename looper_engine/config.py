@@ -3,7 +3,8 @@ switch here so that its ablation can be rerun (see the README's table)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from copy import copy
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -18,18 +19,6 @@ FRAMEWORK_SWITCHES: tuple[str, ...] = (
     "strip_fences",
     "fuzzy_edit",
 )
-
-
-class ToolSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    line_range_reads: bool = Field(True, description="`<read>path:A-B</read>` returns only lines A..B")
-    strip_fences: bool = Field(True, description="strip ``` fences around write/edit bodies")
-    fuzzy_edit: bool = Field(True, description="edit falls back to whitespace-tolerant then fuzzy matching")
-    fuzzy_threshold: float = Field(90.0, ge=50.0, le=100.0, description="rapidfuzz score (0-100) a fuzzy match needs")
-    read_max_lines: int = Field(200, ge=10, description="lines one read returns at most")
-    bash_timeout_s: float = Field(30.0, gt=0, description="seconds before a bash call's process group is killed")
-    output_cap_chars: int = Field(6000, ge=200, description="characters of tool output kept (head and tail)")
 
 
 class AgentConfig(BaseModel):
@@ -71,15 +60,26 @@ class AgentConfig(BaseModel):
     test_timeout_s: float = Field(120.0, gt=0, description="seconds the scoring test run may take")
 
     def tool_settings(self) -> ToolSettings:
-        return ToolSettings(
-            line_range_reads=self.line_range_reads,
-            strip_fences=self.strip_fences,
-            fuzzy_edit=self.fuzzy_edit,
-            fuzzy_threshold=self.fuzzy_threshold,
-            read_max_lines=self.read_max_lines,
-            bash_timeout_s=self.bash_timeout_s,
-            output_cap_chars=self.output_cap_chars,
-        )
+        return ToolSettings(**self.model_dump(include=set(ToolSettings.model_fields)))
 
     def switches(self) -> dict[str, bool]:
         return {name: getattr(self, name) for name in FRAMEWORK_SWITCHES}
+
+
+def _agent_field(name: str) -> Any:
+    return copy(AgentConfig.model_fields[name])
+
+
+class ToolSettings(BaseModel):
+    """What the tools read of an AgentConfig. Defaults and limits are AgentConfig's own
+    fields, so a tool run outside an episode behaves as one inside it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line_range_reads: bool = _agent_field("line_range_reads")
+    strip_fences: bool = _agent_field("strip_fences")
+    fuzzy_edit: bool = _agent_field("fuzzy_edit")
+    fuzzy_threshold: float = _agent_field("fuzzy_threshold")
+    read_max_lines: int = _agent_field("read_max_lines")
+    bash_timeout_s: float = _agent_field("bash_timeout_s")
+    output_cap_chars: int = _agent_field("output_cap_chars")

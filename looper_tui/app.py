@@ -29,7 +29,17 @@ from looper_engine.models.base import Backend
 from looper_engine.store.db import DEFAULT_DB
 from looper_engine.tasks.model import Task
 from looper_tui.lab import Lab, RunRequest
-from looper_tui.messages import BusBatch, LabChanged, LabView
+from looper_tui.messages import (
+    BusBatch,
+    LabChanged,
+    LabView,
+    NewRun,
+    OpenEpisode,
+    ShowHistory,
+    ShowLive,
+    StartDemo,
+    StartFork,
+)
 from looper_tui.screens.error import ErrorScreen
 from looper_tui.screens.help import HelpScreen
 from looper_tui.screens.home import HomeScreen
@@ -272,6 +282,29 @@ class LooperApp(App[int]):
             await self.lab.run_episode(episode)
         except UserError as exc:
             self.notify(str(exc), title="The fork could not start", severity="error", timeout=10)
+
+    # --- what the screens ask for ----------------------------------------------------
+
+    def on_open_episode(self, message: OpenEpisode) -> None:
+        self.open_episode(message.episode_id)
+
+    def on_show_live(self, message: ShowLive) -> None:
+        self.show_live(message.episode_ids, current=message.current, title=message.title)
+
+    def on_show_history(self, message: ShowHistory) -> None:
+        self.show_history(message.episode_id, message.step)
+
+    def on_start_demo(self, message: StartDemo) -> None:
+        self.start_demo()
+
+    def on_new_run(self, message: NewRun) -> None:
+        self.action_new_run(model=message.model)
+
+    def on_start_fork(self, message: StartFork) -> None:
+        self.start_fork(
+            message.episode_id, message.step, system_prompt=message.system_prompt, model=message.model,
+            rate=message.rate,
+        )
 
     # --- navigation -------------------------------------------------------------------
 

@@ -1,15 +1,24 @@
-"""Typed access to the running LooperApp from a screen or widget (without importing the
-app module at run time, which imports the screens)."""
+"""What a screen may read of the lab it is shown in: the lab itself (store, bus, state,
+controls), the clock and the settings, through a narrow typed view of the app. Screens act
+through the messages in `looper_tui.messages`; nothing here lets them call the app."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, cast
 
 from textual.dom import DOMNode
 
 if TYPE_CHECKING:
-    from looper_tui.app import LooperApp
+    from looper_tui.lab import Lab
+    from looper_tui.settings import Settings
 
 
-def looper_app(node: DOMNode) -> LooperApp:
-    return cast("LooperApp", node.app)
+class LabContext(Protocol):
+    lab: Lab
+    settings: Settings
+    clock: Callable[[], float]
+
+
+def lab_context(node: DOMNode) -> LabContext:
+    return cast(LabContext, node.app)

@@ -44,12 +44,6 @@ STEP_STYLE: dict[str, str] = {
 }
 
 
-def status_content(status: str, with_word: bool = True) -> Content:
-    glyph = STATUS_GLYPH.get(status, "?")
-    text = f"{glyph} {status}" if with_word else glyph
-    return Content(text).stylize(STATUS_STYLE.get(status, ""))
-
-
 def fmt_duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"

@@ -36,3 +36,66 @@ class LabView(Protocol):
     """A screen that shows the lab state; the app calls it with each batch's changes."""
 
     def lab_changed(self, message: LabChanged) -> None: ...
+
+
+# --- what screens ask of the app ------------------------------------------------------------
+
+
+class OpenEpisode(Message):
+    """Open an episode: live while this session runs it, else its recorded history."""
+
+    def __init__(self, episode_id: str) -> None:
+        super().__init__()
+        self.episode_id = episode_id
+
+
+class ShowLive(Message):
+    """Watch these episodes live (`current` first)."""
+
+    def __init__(self, episode_ids: list[str], *, current: str | None = None, title: str = "") -> None:
+        super().__init__()
+        self.episode_ids = episode_ids
+        self.current = current
+        self.title = title
+
+
+class ShowHistory(Message):
+    """Replay a stored episode step by step (from `step`, when given)."""
+
+    def __init__(self, episode_id: str, step: int | None = None) -> None:
+        super().__init__()
+        self.episode_id = episode_id
+        self.step = step
+
+
+class ShowResults(Message):
+    """An experiment's results (its matrix, transfer and forgetting, flips, gate verdicts)."""
+
+    def __init__(self, experiment: str) -> None:
+        super().__init__()
+        self.experiment = experiment
+
+
+class StartDemo(Message):
+    """The built-in demo run."""
+
+
+class NewRun(Message):
+    """The new-run form, with `model` filled in when given."""
+
+    def __init__(self, model: str | None = None) -> None:
+        super().__init__()
+        self.model = model
+
+
+class StartFork(Message):
+    """Resume a stored episode after `step` as a new, linked episode."""
+
+    def __init__(self, episode_id: str, step: int, *, system_prompt: str | None, model: str | None,
+                 rate: float) -> None:
+        super().__init__()
+        self.episode_id = episode_id
+        self.step = step
+        self.system_prompt = system_prompt
+        self.model = model
+        self.rate = rate

@@ -1,8 +1,9 @@
 """Themes as files: TOML -> a validated pydantic model -> `textual.theme.Theme`.
 
-Looper ships `themes/looper-dark.toml` and `themes/looper-light.toml`; a user may add more
-under `<config dir>/themes/`. A file that does not parse or names a colour Textual cannot
-read is reported (one line per file) and skipped, so a bad theme never stops the lab.
+Looper ships `looper-dark.toml` and `looper-light.toml` in `looper_tui/theme_files/` (package
+data, so a wheel carries them); a user may add more under `<config dir>/themes/`. A file that
+does not parse or names a colour Textual cannot read is reported (one line per file) and
+skipped, so a bad theme never stops the lab.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from textual.color import Color, ColorParseError
 from textual.theme import Theme
 
-#: The themes that ship with Looper (a folder beside the packages).
-SHIPPED_THEMES_DIR = Path(__file__).resolve().parent.parent / "themes"
+#: The themes that ship with Looper: package data, so an installed wheel has them too.
+SHIPPED_THEMES_DIR = Path(__file__).resolve().parent / "theme_files"
 DEFAULT_THEME = "looper-dark"
 
 #: Looper's own colour variables. TCSS and styled text use them as `$name`; a theme that

@@ -6,8 +6,8 @@ observation. When the context would exceed the budget, old observations are elid
 marker. The system prompt, the task and the last `keep_last_turns` turns are never touched.
 
 Both cut points only move forward, so the work per step is amortised O(1) however long the
-episode gets; an edit of the history resets them. `render_context` is the pure function
-that turns (history, cut points) into what the model sees; replay uses it too.
+episode gets; an edit of the history resets them. `context_view.render_context` is the pure
+function that turns (history, cut points) into what the model sees; replay uses it too.
 """
 
 from __future__ import annotations
@@ -16,31 +16,8 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from looper_engine.messages import Message
-
-HEAD = 2  # system prompt and task
-
-
-def elided_marker(text: str) -> str:
-    return f"[output elided to save context: {len(text)} characters]"
-
-
-def dropped_marker(count: int) -> str:
-    return f"[{count} earlier messages elided to fit the token budget]"
-
-
-def render_context(history: list[Message], dropped_upto: int, elided_upto: int) -> list[Message]:
-    head = history[:HEAD]
-    out = list(head)
-    if dropped_upto > HEAD:
-        out.append(Message(role="user", content=dropped_marker(dropped_upto - HEAD)))
-    for i in range(max(dropped_upto, HEAD), len(history)):
-        msg = history[i]
-        if i < elided_upto and msg.role == "user":
-            out.append(Message(role="user", content=elided_marker(msg.content)))
-        else:
-            out.append(msg)
-    return out
+from looper_engine.chat import Message
+from looper_engine.context_view import HEAD, dropped_marker, elided_marker
 
 
 class ContextInfo(BaseModel):

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Literal
 
-from looper_engine.messages import Message
+from looper_engine.chat import Message
 
 ControlState = Literal["running", "pausing", "paused", "cancelled", "finished"]
 

@@ -14,6 +14,7 @@ from looper_engine.agent.context import ContextWindow
 from looper_engine.agent.control import Cancelled, EpisodeControl
 from looper_engine.agent.loops import LoopDetector, alarm_text
 from looper_engine.agent.prompts import build_system_prompt, build_task_prompt
+from looper_engine.chat import Message
 from looper_engine.config import AgentConfig
 from looper_engine.errors import BackendError
 from looper_engine.events import (
@@ -35,7 +36,6 @@ from looper_engine.events import (
     Resumed,
     ToolResult,
 )
-from looper_engine.messages import Message
 from looper_engine.models.base import Backend, GenOptions
 from looper_engine.protocol.calls import DoneCall, ReadCall
 from looper_engine.protocol.parser import StreamParser, TagOpened

@@ -1,4 +1,8 @@
-"""`looper ...`: the headless command line. `looper` alone opens the TUI.
+"""`looper ...`: the headless command line.
+
+`looper` alone opens the lab, which this package knows nothing of: the installed `looper`
+command is `looper_tui.main`, which passes its opener in. Without one (`python -m
+looper_engine.cli`), `looper` alone runs the demo headless.
 
 User errors (a bad flag, a missing database, an unknown task or model spec) print one line
 and exit with code 2. Nothing here is needed to use the engine from Python."""
@@ -6,7 +10,6 @@ and exit with code 2. Nothing here is needed to use the engine from Python."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Sequence
 
@@ -25,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     from looper_engine.cli import commands
 
     parser = _Parser(prog="looper", description="Looper: a lab for coding agents that learn on the job.")
-    parser.add_argument("--theme", help="TUI theme (looper-dark, looper-light, or a file in themes/)")
+    parser.add_argument("--theme", help="TUI theme (looper-dark, looper-light, a .toml file, or a file in <config dir>/themes/)")
     parser.add_argument("--db", default=None, help="SQLite database (default ./looper.db)")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
     commands.add_commands(sub)
@@ -52,14 +55,17 @@ def _optional_command_modules() -> list:
     return mods
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+Opener = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None, *, open_lab: Opener | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()
         args = parser.parse_args(args_list)
-        func: Callable[[argparse.Namespace], int] | None = getattr(args, "func", None)
+        func: Opener | None = getattr(args, "func", None)
         if func is None:
-            return _open_tui(args)
+            return int((open_lab or run_headless_demo)(args) or 0)
         return int(func(args) or 0)
     except UserError as exc:
         print(f"looper: {exc}", file=sys.stderr)
@@ -69,21 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _open_tui(args: argparse.Namespace) -> int:
-    try:
-        from looper_tui.app import run_app
-    except ModuleNotFoundError as exc:
-        if exc.name and exc.name.startswith("looper_tui"):
-            # The TUI is not installed: run the main job headless.
-            from looper_engine.cli.commands import cmd_run, run_defaults
+def run_headless_demo(args: argparse.Namespace) -> int:
+    """What `looper` alone does where there is no lab to open: the built-in run, headless."""
+    from looper_engine.cli.commands import cmd_run, run_defaults
 
-            return cmd_run(run_defaults(args))
-        raise
-    return int(run_app(args) or 0)
-
-
-def run_async(coro) -> int:  # noqa: ANN001
-    return asyncio.run(coro)
+    return cmd_run(run_defaults(args))
 
 
 if __name__ == "__main__":

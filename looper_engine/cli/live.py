@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import signal
 import time
 from pathlib import Path
@@ -17,14 +16,13 @@ from rich.text import Text
 
 from looper_engine.agent.runner import Runner, RunResult
 from looper_engine.config import AgentConfig
+from looper_engine.episode_view import EpisodeFold
 from looper_engine.events import (
-    CallParsed,
     EpisodeFinished,
     EpisodeStarted,
+    EventBase,
     EventBus,
     LoopAlarm,
-    ParseProblem,
-    ToolResult,
 )
 from looper_engine.models.base import Backend
 from looper_engine.store.db import Store
@@ -41,19 +39,11 @@ STATUS_STYLE = {
 }
 
 
-def wilson(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 class LiveState:
+    """The episodes in flight, folded from the bus, and the progress of the whole run."""
+
     def __init__(self, total: int) -> None:
-        self.rows: dict[str, dict[str, str]] = {}
+        self.folds: dict[str, EpisodeFold] = {}
         self.alarms: list[str] = []
         self.progress = Progress(
             TextColumn("[bold]episodes"),
@@ -65,28 +55,19 @@ class LiveState:
         self.bar = self.progress.add_task("episodes", total=total, resolved=0)
         self.resolved = 0
 
-    def apply(self, ev: object) -> None:
+    def apply(self, ev: EventBase) -> None:
+        episode_id = ev.episode_id or ""
         if isinstance(ev, EpisodeStarted):
-            self.rows[ev.episode_id or ""] = {"task": ev.task_id, "step": "0", "last": "", "status": "running"}
-        elif isinstance(ev, CallParsed):
-            row = self.rows.get(ev.episode_id or "")
-            if row:
-                row["step"] = str(ev.step)
-                row["last"] = f"{ev.tool} {ev.target}"[:50]
-        elif isinstance(ev, ParseProblem):
-            row = self.rows.get(ev.episode_id or "")
-            if row:
-                row["step"] = str(ev.step)
-                row["last"] = "malformed output"
-        elif isinstance(ev, ToolResult):
-            row = self.rows.get(ev.episode_id or "")
-            if row and ev.exit_code is not None:
-                row["last"] += f" -> {ev.exit_code}"
-        elif isinstance(ev, LoopAlarm):
-            task = self.rows.get(ev.episode_id or "", {}).get("task", "?")
+            # Only the last step is shown: older steps keep no text.
+            self.folds[episode_id] = EpisodeFold(episode_id, keep_text_steps=1, max_output_chars=0)
+        fold = self.folds.get(episode_id)
+        if fold is not None:
+            fold.apply(ev)
+        if isinstance(ev, LoopAlarm):
+            task = fold.view().task_id if fold is not None else "?"
             self.alarms.append(f"loop alarm in {task} at step {ev.step}: {ev.detail}")
         elif isinstance(ev, EpisodeFinished):
-            self.rows.pop(ev.episode_id or "", None)
+            self.folds.pop(episode_id, None)
             self.resolved += int(ev.resolved)
             self.progress.update(self.bar, advance=1, resolved=self.resolved)
 
@@ -95,8 +76,10 @@ class LiveState:
         table.add_column("running task")
         table.add_column("step", justify="right")
         table.add_column("last call")
-        for row in self.rows.values():
-            table.add_row(row["task"], row["step"], row["last"])
+        for fold in self.folds.values():
+            view = fold.view()
+            last = next((s for s in reversed(view.steps) if s.tool is not None), None)
+            table.add_row(view.task_id, str(last.step if last else 0), last.last_call if last else "")
         alarms = Text("\n".join(self.alarms[-3:]), style="bold yellow") if self.alarms else Text("")
         return Group(self.progress, table, alarms)
 
@@ -187,8 +170,11 @@ async def run_headless(
         await store.close()
         await backend.aclose()
     console.print(summary_table(result, backend))
+    # Imported here: the statistics pull in numpy, which the run itself never needs.
+    from looper_engine.evaluation.stats import wilson_interval
+
     k, n = result.resolved, len(result.episodes)
-    lo, hi = wilson(k, n)
+    lo, hi = wilson_interval(k, n)
     console.print(
         f"resolved {k}/{n} ({(k / n if n else 0):.0%}, 95% CI {lo:.0%}-{hi:.0%}) in "
         f"{time.monotonic() - started:.1f}s; every step recorded in {db_path}"

@@ -21,8 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from looper_engine.chat import Message
 from looper_engine.errors import UserError
-from looper_engine.messages import Message
 from looper_engine.protocol.parser import parse_response
 from looper_engine.store.db import EpisodeRow, Store
 from looper_engine.store.replay import StepRecord, Trajectory, trajectory_from_events

@@ -56,12 +56,6 @@ def _pct(v: float | None) -> str:
     return "—" if v is None else f"{v:.0%}"
 
 
-def _num(v: float | None, signed: bool = True) -> str:
-    if v is None:
-        return "—"
-    return f"{v:+.2f}" if signed else f"{v:.2f}"
-
-
 def _pyplot():  # noqa: ANN202 - the matplotlib module
     import matplotlib
 

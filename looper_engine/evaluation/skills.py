@@ -32,7 +32,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from rapidfuzz import fuzz
 
-from looper_engine.messages import Message
+from looper_engine.chat import Message
 from looper_engine.models.base import Backend, GenOptions
 from looper_engine.store.db import Store
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from looper_engine.messages import Message
+from looper_engine.chat import Message
 
 if TYPE_CHECKING:
     from looper_engine.tasks.model import Task

@@ -25,8 +25,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from looper_engine.chat import Message, as_dicts
 from looper_engine.errors import BackendError, UserError
-from looper_engine.messages import Message, as_dicts
 from looper_engine.models.base import Backend, GenOptions, Usage
 from looper_engine.models.ollama_backend import GeneratorStream
 

@@ -19,8 +19,8 @@ from urllib.parse import urlsplit
 import httpx
 from ollama import AsyncClient, ResponseError
 
+from looper_engine.chat import Message, as_dicts
 from looper_engine.errors import BackendError, UserError
-from looper_engine.messages import Message, as_dicts
 from looper_engine.models.base import Backend, GenOptions, ModelStream, Usage
 
 if TYPE_CHECKING:

@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from looper_engine.chat import Message, as_dicts
 from looper_engine.errors import BackendError, UserError
-from looper_engine.messages import Message, as_dicts
 from looper_engine.models.base import Backend, GenOptions, Usage
 from looper_engine.models.ollama_backend import RETRY_STATUSES, GeneratorStream, estimate_tokens
 

@@ -17,8 +17,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from looper_engine.chat import Message
 from looper_engine.errors import BadModelSpec
-from looper_engine.messages import Message
 from looper_engine.models.base import Backend, GenOptions, ModelStream
 from looper_engine.protocol.calls import BashCall, DoneCall, EditCall, ReadCall
 from looper_engine.protocol.parser import render_call

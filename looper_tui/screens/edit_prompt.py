@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 from textual import on
@@ -14,11 +13,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static, TabbedContent, TabPane, TextArea
 
-from looper_engine.messages import Message
-from looper_tui.appref import looper_app
-
-if TYPE_CHECKING:
-    from looper_tui.app import LooperApp
+from looper_engine.chat import Message
 
 _MARKER = re.compile(r"^=== (user|assistant) ===[ \t]*$", re.M)
 
@@ -67,10 +62,6 @@ class EditPromptScreen(ModalScreen[PromptEdit | None]):
         self.messages = messages
         self.step = step
         self._messages_text = messages_to_text(messages)
-
-    @property
-    def looper(self) -> LooperApp:
-        return looper_app(self)
 
     def compose(self) -> ComposeResult:
         blink = getattr(self.app, "blink", True)

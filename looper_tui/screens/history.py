@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING
 
 from textual import on, work
 from textual.app import ComposeResult, SystemCommand
@@ -23,11 +22,11 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Collapsible, Footer, Static
 
+from looper_engine.chat import Message as ChatMessage
 from looper_engine.events import EpisodeStarted, EventBase
-from looper_engine.messages import Message as ChatMessage
 from looper_engine.store.db import EpisodeRow, StepRow
 from looper_engine.store.replay import StepRecord, Trajectory, trajectory_from_events
-from looper_tui.appref import looper_app
+from looper_tui.appref import LabContext, lab_context
 from looper_tui.format import (
     STATUS_GLYPH,
     STATUS_STYLE,
@@ -36,12 +35,10 @@ from looper_tui.format import (
     fmt_tokens,
     highlight_xml,
 )
+from looper_tui.messages import StartFork
 from looper_tui.state import loop_name
 from looper_tui.widgets.step_table import StepLine, StepTable
 from looper_tui.widgets.tool_call import call_arguments
-
-if TYPE_CHECKING:
-    from looper_tui.app import LooperApp
 
 PAGE = 200
 MAX_PAGES = 100
@@ -174,8 +171,8 @@ class HistoryScreen(Screen[None]):
         self._context_step: int | None = None
 
     @property
-    def looper(self) -> LooperApp:
-        return looper_app(self)
+    def looper(self) -> LabContext:
+        return lab_context(self)
 
     # --- layout -------------------------------------------------------------------
 
@@ -489,12 +486,8 @@ class HistoryScreen(Screen[None]):
         def chosen(request: ForkRequest | None) -> None:
             if request is None:
                 return
-            self.looper.start_fork(
-                row.id,
-                step,
-                system_prompt=request.system_prompt,
-                model=request.model,
-                rate=request.rate,
+            self.post_message(
+                StartFork(row.id, step, system_prompt=request.system_prompt, model=request.model, rate=request.rate)
             )
 
         self.app.push_screen(ForkScreen(row, step, system_prompt), chosen)

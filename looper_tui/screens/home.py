@@ -4,7 +4,6 @@ start. An empty lab offers a watchable demo run."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -18,7 +17,7 @@ from textual.widgets import Button, DataTable, Footer, Static
 
 from looper_engine.consolidation.registry import AdapterRecord, list_adapters
 from looper_engine.store.db import EpisodeRow, RunRow
-from looper_tui.appref import looper_app
+from looper_tui.appref import LabContext, lab_context
 from looper_tui.format import (
     STATUS_GLYPH,
     STATUS_STYLE,
@@ -27,10 +26,7 @@ from looper_tui.format import (
     fmt_duration,
     fmt_tokens,
 )
-from looper_tui.messages import LabChanged
-
-if TYPE_CHECKING:
-    from looper_tui.app import LooperApp
+from looper_tui.messages import LabChanged, NewRun, OpenEpisode, ShowHistory, ShowLive, StartDemo
 
 RELOAD_DELAY_S = 0.5
 
@@ -61,8 +57,8 @@ class HomeScreen(Screen[None]):
             self.data = data
 
     @property
-    def looper(self) -> LooperApp:
-        return looper_app(self)
+    def looper(self) -> LabContext:
+        return lab_context(self)
 
     def __init__(self) -> None:
         super().__init__()
@@ -284,7 +280,7 @@ class HomeScreen(Screen[None]):
     def _adapter_selected(self, event: DataTable.RowSelected) -> None:
         rec = self._adapters.get(event.row_key.value or "")
         if rec is not None:
-            self.looper.action_new_run(model=f"mlx:{rec.base_model}@{rec.id}")
+            self.post_message(NewRun(model=f"mlx:{rec.base_model}@{rec.id}"))
 
     # --- live updates -------------------------------------------------------------
 
@@ -317,14 +313,14 @@ class HomeScreen(Screen[None]):
         run_id = event.row_key.value
         live = self.looper.lab.state.runs.get(run_id or "")
         if live is not None and live.finished is None and live.episode_ids:
-            self.looper.show_live(list(live.episode_ids), title=f"run {run_id}")
+            self.post_message(ShowLive(list(live.episode_ids), title=f"run {run_id}"))
         else:
             self.query_one("#episodes", DataTable).focus()
 
     @on(DataTable.RowSelected, "#episodes")
     def _episode_selected(self, event: DataTable.RowSelected) -> None:
         if event.row_key.value:
-            self.looper.open_episode(event.row_key.value)
+            self.post_message(OpenEpisode(event.row_key.value))
 
     @staticmethod
     def _cursor_key(table: DataTable) -> str | None:
@@ -340,10 +336,10 @@ class HomeScreen(Screen[None]):
         if episode_id is None:
             self.notify("no episode to show yet", severity="warning")
             return
-        self.looper.show_history(episode_id)
+        self.post_message(ShowHistory(episode_id))
 
     def action_demo(self) -> None:
-        self.looper.start_demo()
+        self.post_message(StartDemo())
 
     @on(Button.Pressed, "#demo")
     def _demo_pressed(self) -> None:
@@ -351,4 +347,4 @@ class HomeScreen(Screen[None]):
 
     @on(Button.Pressed, "#new-run")
     def _new_run_pressed(self) -> None:
-        self.looper.action_new_run()
+        self.post_message(NewRun())

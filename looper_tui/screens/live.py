@@ -8,7 +8,6 @@ another episode of the run, or coming back from another screen, redraws at once.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult, SystemCommand
@@ -18,9 +17,10 @@ from textual.screen import Screen
 from textual.widgets import Footer, Tabs
 
 from looper_engine.agent.control import ControlError, EpisodeControl
-from looper_tui.appref import looper_app
-from looper_tui.messages import LabChanged
-from looper_tui.state import EpisodeState
+from looper_engine.episode_view import EpisodeView
+from looper_tui.appref import LabContext, lab_context
+from looper_tui.messages import LabChanged, ShowHistory
+from looper_tui.state import LabState
 from looper_tui.widgets.alarm_banner import AlarmBanner
 from looper_tui.widgets.budget_gauge import BudgetGauge
 from looper_tui.widgets.episode_tabs import EpisodeTabs
@@ -28,15 +28,17 @@ from looper_tui.widgets.status_bar import EpisodeStatusBar
 from looper_tui.widgets.step_table import StepLine, StepTable
 from looper_tui.widgets.transcript import Transcript
 
-if TYPE_CHECKING:
-    from looper_tui.app import LooperApp
-
 
 class EpisodeSource:
-    """The timeline rows of a live episode, straight from its buffer."""
+    """The timeline rows of a live episode, straight from the newest view of it."""
 
-    def __init__(self, ep: EpisodeState) -> None:
-        self.ep = ep
+    def __init__(self, state: LabState, episode_id: str) -> None:
+        self._state = state
+        self._episode_id = episode_id
+
+    @property
+    def ep(self) -> EpisodeView:
+        return self._state.episode(self._episode_id)
 
     def __len__(self) -> int:
         return len(self.ep.steps)
@@ -85,8 +87,8 @@ class LiveScreen(Screen[None]):
         self.auto_follow = current is None
 
     @property
-    def looper(self) -> LooperApp:
-        return looper_app(self)
+    def looper(self) -> LabContext:
+        return lab_context(self)
 
     # --- layout -------------------------------------------------------------------
 
@@ -115,7 +117,7 @@ class LiveScreen(Screen[None]):
     # --- drawing ------------------------------------------------------------------
 
     @property
-    def episode(self) -> EpisodeState:
+    def episode(self) -> EpisodeView:
         return self.looper.lab.state.episode(self.current)
 
     @property
@@ -128,7 +130,7 @@ class LiveScreen(Screen[None]):
         self._drawn_alarms = -1
         timeline = self.query_one("#timeline", StepTable)
         timeline.follow = True
-        timeline.set_source(EpisodeSource(self.episode))
+        timeline.set_source(EpisodeSource(self.looper.lab.state, episode_id))
         self.query_one("#tabs", EpisodeTabs).show_episode(episode_id)
         self._sync()
 
@@ -184,7 +186,7 @@ class LiveScreen(Screen[None]):
     def _timeline_selected(self, event: StepTable.Selected) -> None:
         ep = self.episode
         if 0 <= event.index < len(ep.steps):
-            self.looper.show_history(ep.id, step=ep.steps[event.index].step)
+            self.post_message(ShowHistory(ep.id, step=ep.steps[event.index].step))
 
     # --- controls -----------------------------------------------------------------
 
@@ -248,7 +250,7 @@ class LiveScreen(Screen[None]):
         self._draw_status()
 
     def action_history(self) -> None:
-        self.looper.show_history(self.current)
+        self.post_message(ShowHistory(self.current))
 
     def action_toggle_output(self) -> None:
         if not self.query_one("#transcript", Transcript).toggle_newest_output():

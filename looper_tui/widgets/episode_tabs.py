@@ -6,8 +6,8 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widgets import Tab, Tabs
 
+from looper_engine.episode_view import EpisodeView
 from looper_tui.format import STATUS_GLYPH, STATUS_STYLE, short_task
-from looper_tui.state import EpisodeState
 from looper_tui.tcss import beside
 
 
@@ -15,7 +15,7 @@ def tab_id(episode_id: str) -> str:
     return "tab-" + "".join(c if c.isalnum() or c in "-_" else "_" for c in episode_id)
 
 
-def tab_label(ep: EpisodeState) -> Content:
+def tab_label(ep: EpisodeView) -> Content:
     status = ep.status
     glyph = STATUS_GLYPH.get(status, "?")
     alarm = Content(" ⚠").stylize("$looper-alarm bold") if ep.alarms else Content("")
@@ -25,7 +25,7 @@ def tab_label(ep: EpisodeState) -> Content:
 class EpisodeTabs(Tabs):
     DEFAULT_CSS = beside(__file__)
 
-    def __init__(self, episodes: list[EpisodeState], active: str | None, id: str | None = None) -> None:  # noqa: A002 - Textual names it id
+    def __init__(self, episodes: list[EpisodeView], active: str | None, id: str | None = None) -> None:  # noqa: A002 - Textual names it id
         self._ids = {tab_id(ep.id): ep.id for ep in episodes}
         self._labels: dict[str, str] = {ep.id: tab_label(ep).plain for ep in episodes}
         self._wanted = tab_id(active) if active else None
@@ -54,7 +54,7 @@ class EpisodeTabs(Tabs):
         if self.is_mounted:
             self._activate_wanted()
 
-    def update_episode(self, ep: EpisodeState) -> None:
+    def update_episode(self, ep: EpisodeView) -> None:
         tab = self._tab(tab_id(ep.id))
         label = tab_label(ep)
         if tab is not None and self._labels.get(ep.id) != label.plain:

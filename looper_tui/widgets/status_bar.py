@@ -6,12 +6,12 @@ from __future__ import annotations
 from textual.content import Content
 from textual.widgets import Static
 
+from looper_engine.episode_view import EpisodeView
 from looper_tui.format import STATUS_GLYPH, STATUS_STYLE, fmt_clock
-from looper_tui.state import EpisodeState
 from looper_tui.tcss import beside
 
 
-def state_words(ep: EpisodeState, control_state: str | None) -> tuple[str, str]:
+def state_words(ep: EpisodeView, control_state: str | None) -> tuple[str, str]:
     """What the episode is doing, in words, and the style to say it in."""
     status = ep.status
     if ep.finished is not None:
@@ -34,7 +34,7 @@ def state_words(ep: EpisodeState, control_state: str | None) -> tuple[str, str]:
 class EpisodeStatusBar(Static):
     DEFAULT_CSS = beside(__file__)
 
-    def show(self, ep: EpisodeState, control_state: str | None, now: float, title: str = "") -> None:
+    def show(self, ep: EpisodeView, control_state: str | None, now: float, title: str = "") -> None:
         words, style = state_words(ep, control_state)
         step = ep.current_step
         of = f"/{ep.max_steps}" if ep.max_steps else ""

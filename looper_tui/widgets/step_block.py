@@ -8,8 +8,9 @@ from textual.containers import Vertical
 from textual.content import Content
 from textual.widgets import Static
 
+from looper_engine.episode_view import StepView
 from looper_tui.format import highlight_xml
-from looper_tui.state import StepState, loop_name
+from looper_tui.state import loop_name
 from looper_tui.tcss import beside
 from looper_tui.widgets.tool_call import ToolCallBlock
 
@@ -53,7 +54,7 @@ class StepBlock(Vertical):
         yield self._call
         yield self._alarms
 
-    def sync(self, s: StepState) -> None:
+    def sync(self, s: StepView) -> None:
         signature = (s.chars, s.output_done, s.status, len(s.alarms), id(s.result), s.text_dropped)
         if signature == self._drawn:
             return

@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.content import Content
 from textual.widgets import Static
 
-from looper_tui.state import EpisodeState
+from looper_engine.episode_view import EpisodeView
 from looper_tui.tcss import beside
 from looper_tui.widgets.step_block import StepBlock
 
@@ -39,7 +39,7 @@ class Transcript(VerticalScroll):
         self.anchor()
         self._note.display = False
 
-    def sync(self, ep: EpisodeState) -> None:
+    def sync(self, ep: EpisodeView) -> None:
         if ep.id != self._episode:
             self._episode = ep.id
             for block in self._blocks.values():
@@ -69,7 +69,7 @@ class Transcript(VerticalScroll):
         if new_blocks:
             self.mount_all(new_blocks)
 
-    def _intro_text(self, ep: EpisodeState) -> Content:
+    def _intro_text(self, ep: EpisodeView) -> Content:
         if ep.started_ts is None:
             return Content("Waiting to start (the run is busy with other episodes)…").stylize("$text-muted italic")
         text = Content.assemble(("task ", "$text-muted"), (ep.task_id, "bold"))

@@ -1,5 +1,6 @@
-from looper_engine.agent.context import HEAD, ContextWindow, render_context
-from looper_engine.messages import Message
+from looper_engine.agent.context import ContextWindow
+from looper_engine.chat import Message
+from looper_engine.context_view import HEAD, render_context
 
 
 def count(m: Message) -> int:

@@ -8,8 +8,8 @@ from conftest import KOAN
 from looper_engine.agent.control import ControlError, EpisodeControl
 from looper_engine.agent.episode import Episode
 from looper_engine.agent.fork import fork_episode
+from looper_engine.chat import Message
 from looper_engine.config import AgentConfig
-from looper_engine.messages import Message
 from looper_engine.models.scripted import ScriptedBackend
 from looper_engine.tasks.suites import get_task
 

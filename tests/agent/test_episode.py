@@ -5,9 +5,9 @@ import asyncio
 from conftest import KOAN
 
 from looper_engine.agent.episode import Episode
+from looper_engine.chat import Message
 from looper_engine.config import AgentConfig
 from looper_engine.errors import BackendError
-from looper_engine.messages import Message
 from looper_engine.models.base import Backend, GenOptions, ModelStream
 from looper_engine.models.registry import create_backend
 from looper_engine.store.replay import trajectory_from_events

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from looper_engine.chat import Message
 from looper_engine.errors import BackendError, UserError
-from looper_engine.messages import Message
 from looper_engine.models import create_backend
 from looper_engine.models.base import GenOptions
 from looper_engine.models.mlx_backend import MlxBackend

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from model_servers import FakeModel, FakeOllama, free_closed_port
 
+from looper_engine.chat import Message
 from looper_engine.errors import BackendError, UserError
-from looper_engine.messages import Message
 from looper_engine.models import create_backend
 from looper_engine.models.base import GenOptions
 from looper_engine.models.ollama_backend import OllamaBackend, list_models

@@ -5,7 +5,7 @@ from textual.content import Content
 from textual.widgets import Static, TextArea
 from tui_helpers import make_app, tiny_task, wait_until
 
-from looper_engine.messages import Message
+from looper_engine.chat import Message
 from looper_engine.models.scripted import ScriptedBackend
 from looper_tui.lab import RunRequest
 from looper_tui.screens.edit_prompt import EditPromptScreen

@@ -12,8 +12,8 @@ from textual.widgets import TextArea
 from tui_helpers import NOW, episode_events, make_app, publish, record_lab, wait_until
 
 from looper_engine.agent.control import EpisodeControl
+from looper_engine.chat import Message
 from looper_engine.events import Paused
-from looper_engine.messages import Message
 from looper_tui.screens.history import HistoryScreen
 
 
