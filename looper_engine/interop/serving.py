@@ -8,14 +8,11 @@ the base and whose `ADAPTER` is a safetensors adapter folder in PEFT's layout.
 
 from __future__ import annotations
 
-import re
 import shlex
 from pathlib import Path
 
 from looper_engine.errors import UserError
-
-#: What vLLM and the `openai:` spec accept as an adapter name: it becomes a model id.
-ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+from looper_engine.models.registry import ADAPTER_NAME
 
 
 def check_adapter_name(name: str) -> str:
