@@ -122,3 +122,95 @@ def cmd_export_hf(args: argparse.Namespace) -> int:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False)
+
+
+def add_import_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="record other agents' trajectories as Looper episodes")
+    isub = p.add_subparsers(dest="import_format", metavar="FORMAT", required=True)
+    m = isub.add_parser("mini-swe-agent", help="mini-swe-agent .traj.json files (a folder, searched recursively)")
+    m.add_argument("path", type=Path, help="a folder of trajectories or one file")
+    m.add_argument("--db", dest="db_sub", default=None, help="SQLite database (default ./looper.db)")
+    m.add_argument("--resolved", action="append", default=[], metavar="INSTANCE",
+                   help="an instance the SWE-bench harness resolved (repeatable)")
+    m.add_argument("--report", type=Path, default=None,
+                   help="the SWE-bench harness's report JSON: its resolved_ids are marked resolved")
+    m.add_argument("--all-resolved", action="store_true", help="mark every imported episode resolved")
+    m.set_defaults(func=cmd_import_mini_swe_agent)
+
+
+def _resolved_ids(args: argparse.Namespace) -> set[str]:
+    ids = set(args.resolved)
+    if args.report is not None:
+        try:
+            report = json.loads(Path(args.report).read_text())
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot read the report {args.report}: {exc}") from None
+        found = report.get("resolved_ids", report.get("resolved")) if isinstance(report, dict) else None
+        if not isinstance(found, list):
+            raise UserError(f"{args.report} has no resolved_ids list (a SWE-bench harness report has one)")
+        ids |= {str(x) for x in found}
+    return ids
+
+
+def cmd_import_mini_swe_agent(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from looper_engine.interop.miniswe import import_trajectories
+    from looper_engine.store.db import DEFAULT_DB, Store
+
+    resolved = _resolved_ids(args)
+
+    async def go() -> int:
+        store = await Store.open(Path(args.db_sub or getattr(args, "db", None) or DEFAULT_DB))
+        try:
+            run_id, episodes = await import_trajectories(
+                store, args.path, resolved_ids=resolved, all_resolved=args.all_resolved
+            )
+        finally:
+            await store.close()
+        n_resolved = sum(1 for im in episodes if im.events[-1].resolved)  # type: ignore[attr-defined]
+        print(f"imported {len(episodes)} mini-swe-agent trajectories as run {run_id} "
+              f"({sum(im.steps for im in episodes)} steps, {n_resolved} marked resolved)")
+        print(f"step through them: looper show --list, or `looper` (history); "
+              f"train on them: looper synth --run {run_id} --out data/"
+              + ("" if n_resolved else " --include-unresolved"))
+        return 0
+
+    return asyncio.run(go())
+
+
+def cmd_export_format(args: argparse.Namespace, db: Path) -> int:
+    """`looper export --format mini-swe-agent|swebench`."""
+    import asyncio
+    import sys
+
+    from looper_engine.store.db import Store
+    from looper_engine.store.export import export_mini_swe_agent, export_swebench
+
+    if args.out == "-" and args.format == "mini-swe-agent":
+        raise UserError("--format mini-swe-agent writes one file per episode: pass --out DIR")
+
+    async def go() -> int:
+        store = await Store.open(db, create=False)
+        try:
+            if args.format == "mini-swe-agent":
+                files = await export_mini_swe_agent(store, Path(args.out), run_id=args.run, resolved_only=args.resolved)
+                print(f"exported {len(files)} episodes to {args.out} as mini-swe-agent trajectories", file=sys.stderr)
+                return 0
+            out = sys.stdout if args.out == "-" else open(args.out, "w", encoding="utf-8")  # noqa: SIM115
+            try:
+                result = await export_swebench(store, out, run_id=args.run, resolved_only=args.resolved)
+            finally:
+                if out is not sys.stdout:
+                    out.close()
+        finally:
+            await store.close()
+        print(f"wrote {result.written} SWE-bench predictions to {args.out}", file=sys.stderr)
+        if result.without_patch:
+            print(f"skipped {len(result.without_patch)} episodes recorded without a workspace diff", file=sys.stderr)
+        if result.repeated:
+            print(f"{len(set(result.repeated))} instances appear more than once; the harness keeps the last "
+                  "(the newest): narrow with --run", file=sys.stderr)
+        return 0
+
+    return asyncio.run(go())
