@@ -200,6 +200,9 @@ class EpisodeFinished(EventBase):
     tests_failed: int = 0
     test_output: str = ""
     error_signature: str = ""
+    #: The workspace's diff against the task's source (the base commit of a SWE-bench task)
+    #: before scoring; None where it could not be taken, or the episode predates it.
+    patch: str | None = None
 
 
 # --- training (consolidation) -------------------------------------------------------

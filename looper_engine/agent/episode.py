@@ -4,6 +4,7 @@ the episode itself keeps only what the next step needs."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -43,6 +44,15 @@ from looper_engine.tasks.model import Score, Task
 from looper_engine.tasks.scoring import score_workspace
 from looper_engine.tools.runner import ToolOutcome, execute
 from looper_engine.tools.workspace import Workspace
+
+
+async def _workspace_patch(source: Path, workspace: Path) -> str | None:
+    from looper_engine.interop.patch import workspace_diff
+
+    try:
+        return await asyncio.to_thread(workspace_diff, source, workspace)
+    except OSError:
+        return None
 
 
 def new_episode_id() -> str:
@@ -165,6 +175,7 @@ class Episode:
         status: EpisodeStatus = "failed"
         reason = ""
         score: Score | None = None
+        patch: str | None = None
         ws: Workspace | None = None
         try:
             ws = await Workspace.create(self.task.source_dir, self.workspace_parent)
@@ -181,6 +192,7 @@ class Episode:
             if hasattr(self.backend, "advance"):
                 self.backend.advance(self.step)
             reason = await self._loop(ws)
+            patch = await _workspace_patch(self.task.source_dir, ws.root)
             score = await score_workspace(self.task, ws.root, self.config.test_timeout_s)
             status = "resolved" if score.resolved else "failed"
             if not score.resolved and reason == "done":
@@ -206,6 +218,7 @@ class Episode:
             tests_failed=score.tests_failed if score else 0,
             test_output=score.output if score else "",
             error_signature=score.error_signature if score else "",
+            patch=patch,
         )
         self._emit(finished)
         return EpisodeResult(episode_id=self.id, task_id=self.task.id, **finished.model_dump(include=_RESULT_FIELDS))

@@ -54,7 +54,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", default="-", help="output file (default: stdout)")
     p.add_argument("--run", default=None, help="only this run's episodes")
     p.add_argument("--resolved", action="store_true", help="only resolved episodes")
+    p.add_argument("--format", default="jsonl", choices=("jsonl", "mini-swe-agent", "swebench"),
+                   help="jsonl (default); mini-swe-agent: one .traj.json per episode in --out DIR; "
+                        "swebench: SWE-bench predictions (JSONL) of the SWE-Bench-CL episodes")
     p.set_defaults(func=cmd_export)
+
+    from looper_engine.interop.commands import add_import_commands
+
+    add_import_commands(sub)
 
 
 def run_defaults(args: argparse.Namespace) -> argparse.Namespace:
@@ -119,6 +126,11 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from looper_engine.store.export import export_jsonl
+
+    if args.format != "jsonl":
+        from looper_engine.interop.commands import cmd_export_format
+
+        return cmd_export_format(args, _db_path(args))
 
     async def go() -> int:
         from looper_engine.store.db import Store

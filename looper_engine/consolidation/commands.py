@@ -43,6 +43,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("adapters", help="list the adapter registry")
     p.add_argument("--db", dest="db_sub", default=None)
     p.set_defaults(func=cmd_adapters)
+    from looper_engine.interop.commands import add_adapter_commands
+
+    add_adapter_commands(p)
 
 
 def _selection_args(p: argparse.ArgumentParser) -> None:

@@ -25,6 +25,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("path", type=Path, help="folder to build it in")
     init.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
     init.set_defaults(func=cmd_init_tiny)
+    from looper_engine.interop.commands import add_model_commands
+
+    add_model_commands(msub)
 
 
 def human_size(n: int | None) -> str:

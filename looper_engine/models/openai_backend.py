@@ -6,9 +6,11 @@ the stream's usage chunk (estimated, and marked so, when a server sends none).
 
 LoRA adapters: vLLM (started with `--enable-lora --lora-modules NAME=PATH`) serves each adapter
 as a model of its own name. Pass `lora="NAME"` and every request asks for that model, so one
-base-model server can answer for base and adapter arms side by side:
+base-model server can answer for base and adapter arms side by side. The spec names it after
+a `#` (`looper adapters serve-config` prints both the server's flags and the specs):
 
-    create_backend("openai:Qwen/Qwen2.5-Coder-7B@http://gpu:8000/v1", lora="koans-c3")
+    create_backend("openai:Qwen/Qwen2.5-Coder-7B@http://gpu:8000/v1#koans-c3")
+    create_backend("openai:Qwen/Qwen2.5-Coder-7B@http://gpu:8000/v1", lora="koans-c3")  # the same
 
 The API key comes from the `api_key` kwarg, else OPENAI_API_KEY; none is sent when neither is set.
 """
@@ -80,7 +82,7 @@ class OpenAIBackend(Backend):
         self.retries = max(0, retries)
         self.backoff_s = backoff_s
         self.connect_timeout_s = connect_timeout_s
-        self.spec = f"openai:{model}@{self.base_url}"
+        self.spec = f"openai:{model}@{self.base_url}" + (f"#{self.lora}" if self.lora else "")
         self.label = f"openai:{model}@{self.base_url}" + (f" + LoRA {self.lora}" if self.lora else "")
         self._clients: dict[float, httpx.AsyncClient] = {}
         self._clients_loop: asyncio.AbstractEventLoop | None = None
@@ -104,7 +106,7 @@ class OpenAIBackend(Backend):
         return cls(
             spec.name,
             spec.extra,
-            lora=lora,
+            lora=lora or spec.adapter,
             api_key=api_key,
             retries=retries,
             backoff_s=backoff_s,

@@ -4,10 +4,13 @@
     ollama:MODEL                 an Ollama server (OLLAMA_HOST or http://127.0.0.1:11434)
     mlx:PATH[@ADAPTER]           mlx-lm in-process, optionally with a LoRA adapter
     openai:MODEL@URL             an OpenAI-compatible server (vLLM, llama.cpp, LM Studio)
+    openai:MODEL@URL#ADAPTER     the same, each request asking for the LoRA adapter vLLM serves
+                                 as ADAPTER (`--lora-modules ADAPTER=PATH`) over MODEL
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import BaseModel
@@ -17,15 +20,23 @@ from looper_engine.models.base import Backend
 
 KINDS = ("scripted", "ollama", "mlx", "openai")
 
+#: An adapter name a server serves as a model id (vLLM's `--lora-modules NAME=PATH`).
+ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
 
 class ModelSpec(BaseModel):
     kind: str
     name: str
     extra: str | None = None  # adapter for mlx, URL for openai
+    adapter: str | None = None  # openai: the served LoRA adapter each request names
 
     def __str__(self) -> str:
         sep = "@"
-        return f"{self.kind}:{self.name}" + (f"{sep}{self.extra}" if self.extra else "")
+        return (
+            f"{self.kind}:{self.name}"
+            + (f"{sep}{self.extra}" if self.extra else "")
+            + (f"#{self.adapter}" if self.adapter else "")
+        )
 
 
 def checked_spec(value: str) -> str:
@@ -51,6 +62,7 @@ def parse_spec(spec: str) -> ModelSpec:
     if not rest.strip():
         raise BadModelSpec(f"model spec {spec!r} names no model after '{kind}:'")
     extra: str | None = None
+    adapter: str | None = None
     if kind == "mlx" and "@" in rest:
         rest, _, extra = rest.rpartition("@")
     elif kind == "openai":
@@ -59,9 +71,16 @@ def parse_spec(spec: str) -> ModelSpec:
         rest, _, extra = rest.partition("@")
         if not extra.startswith(("http://", "https://")):
             raise BadModelSpec(f"server URL {extra!r} in {spec!r} must start with http:// or https://")
+        if "#" in extra:
+            extra, _, adapter = extra.partition("#")
+            if not ADAPTER_NAME.match(adapter):
+                raise BadModelSpec(
+                    f"adapter name {adapter!r} in {spec!r} must be letters, digits, '.', '_' or '-' "
+                    "(the name vLLM serves it as: openai:MODEL@URL#ADAPTER)"
+                )
     if not rest or (extra is not None and not extra):
         raise BadModelSpec(f"model spec {spec!r} is incomplete")
-    return ModelSpec(kind=kind, name=rest, extra=extra)
+    return ModelSpec(kind=kind, name=rest, extra=extra, adapter=adapter)
 
 
 def create_backend(spec: str, **kwargs: Any) -> Backend:

@@ -1,12 +1,18 @@
-"""Export of stored episodes to JSONL: one episode a line, with its steps and its full
-message history (the record, not a training format: consolidation builds that)."""
+"""Export of stored episodes: JSONL, one episode a line, with its steps and its full message
+history (the record, not a training format: consolidation builds that); mini-swe-agent
+trajectories, one file an episode; SWE-bench predictions, one line a SWE-Bench-CL episode."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TextIO
 
-from looper_engine.store.db import Store
+from pydantic import BaseModel
+
+from looper_engine.errors import UserError
+from looper_engine.events import EpisodeFinished
+from looper_engine.store.db import EpisodeRow, Store
 from looper_engine.store.replay import trajectory_from_events
 
 
@@ -42,3 +48,67 @@ async def export_jsonl(
         out.write(json.dumps(record, ensure_ascii=False) + "\n")
         n += 1
     return n
+
+
+async def _selected(store: Store, run_id: str | None, resolved_only: bool) -> list[EpisodeRow]:
+    episodes = [
+        ep for ep in await store.episodes(run_id=run_id, limit=1_000_000) if ep.resolved or not resolved_only
+    ]
+    return sorted(episodes, key=lambda ep: ep.started_at)
+
+
+async def export_mini_swe_agent(
+    store: Store, out_dir: Path, *, run_id: str | None = None, resolved_only: bool = False
+) -> list[Path]:
+    """One `.traj.json` per episode in mini-swe-agent's v2 format; the files written."""
+    from looper_engine.interop.miniswe import to_trajectory, trajectory_filename
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} is a file; mini-swe-agent trajectories go in a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for ep in await _selected(store, run_id, resolved_only):
+        traj = trajectory_from_events(await store.events(ep.id))
+        data = to_trajectory(ep, traj, await store.score(ep.id))
+        path = out_dir / trajectory_filename(ep)
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(path)
+    return written
+
+
+SWEBENCH_SUITE = "swe-bench-cl"
+
+
+class SwebenchExport(BaseModel):
+    written: int = 0
+    without_patch: list[str] = []
+    repeated: list[str] = []
+
+
+async def export_swebench(
+    store: Store, out: TextIO, *, run_id: str | None = None, resolved_only: bool = False
+) -> SwebenchExport:
+    """SWE-bench predictions, one JSON line per SWE-Bench-CL episode, oldest first (the
+    harness keeps the last line of an instance, so the newest episode wins)."""
+    result = SwebenchExport()
+    seen: set[str] = set()
+    for ep in await _selected(store, run_id, resolved_only):
+        if ep.suite != SWEBENCH_SUITE:
+            continue
+        finished = next(
+            (e for e in await store.events(ep.id, kinds=["episode_finished"]) if isinstance(e, EpisodeFinished)),
+            None,
+        )
+        patch = finished.patch if finished is not None else None
+        instance_id = ep.task_id.removeprefix(f"{SWEBENCH_SUITE}/")
+        if patch is None:
+            result.without_patch.append(ep.id)
+            continue
+        if instance_id in seen:
+            result.repeated.append(instance_id)
+        seen.add(instance_id)
+        line = {"instance_id": instance_id, "model_name_or_path": ep.model, "model_patch": patch}
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+        result.written += 1
+    return result
