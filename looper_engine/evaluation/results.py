@@ -198,6 +198,8 @@ class ExperimentResults(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     #: the design's simulated power (`looper experiment power`), None when it cannot be simulated
     power: DesignPower | None = None
+    #: each distinct machine setup (BLAS, mlx, cores) the experiment's nights trained on
+    environments: list[dict[str, str]] = Field(default_factory=list)
 
     def arm(self, name: str) -> ArmResults:
         for a in self.arms:
@@ -506,6 +508,7 @@ async def load_results(
         scripted=scripted,
         counts=await experiment_counts(store, exp.id),
         power=results_power(spec, sum(len(c) for c in chunks), len(heldout)) if with_power else None,
+        environments=_environments(candidates.values()),
     )
 
 
@@ -515,6 +518,15 @@ def _testable(n: int, alpha: float) -> bool:
     from looper_engine.evaluation.metrics import smallest_gate_p
 
     return n == 0 or smallest_gate_p(n) < alpha
+
+
+def _environments(candidates: Any) -> list[dict[str, str]]:
+    seen: list[dict[str, str]] = []
+    for cand in candidates:
+        env = cand.data_stats.get("environment") if isinstance(cand.data_stats, dict) else None
+        if isinstance(env, dict) and env not in seen:
+            seen.append({str(k): str(v) for k, v in env.items()})
+    return seen
 
 
 def _recorded_chunks(cells: list[CellRow]) -> list[list[str]]:
