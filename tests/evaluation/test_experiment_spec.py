@@ -84,7 +84,7 @@ BAD = {
     ),
     "unknown strategy": (
         GOOD.replace("scripted:wrong-fix", "mlx:/nowhere") + '[[arms]]\nname = "x"\nkind = "adapter"\nstrategy = "foo"\n',
-        "arms[1].strategy: unknown strategy 'foo' (known: naive, replay, ewc, routing, merge)",
+        "arms[1].strategy: unknown strategy 'foo' (known: naive, replay, ewc, routing, merge, cumulative, share)",
     ),
     "chunk larger than the stream": (
         GOOD.replace("chunk_size = 2", "chunk_size = 9"),
@@ -98,6 +98,10 @@ BAD = {
     "model that does not load": (
         GOOD + '[[arms]]\nname = "x"\nmodel = "mlx:no/such/model"\n',
         "arms[1].model: no/such/model is not an MLX model folder",
+    ),
+    "misspelt train setting of an arm": (
+        GOOD.replace("scripted:wrong-fix", "mlx:/nowhere") + '[[arms]]\nname = "x"\nkind = "adapter"\ntrain = { rnk = 4 }\n',
+        "arms[1].train.rnk: unknown setting",
     ),
     "misspelt setting": (
         GOOD + '[[arms]]\nname = "x"\nmodle = "scripted:oracle"\n',
@@ -139,3 +143,35 @@ def test_errors_in_memory_name_the_field() -> None:
         parse_experiment("model = ", "exp")
     with pytest.raises(UserError, match=r"^exp: heldout: off_by_one/date_range is both in the stream and held out"):
         plan_experiment(parse_experiment(GOOD + '[heldout]\ntasks = ["off_by_one/date_range"]\n'), "exp")
+
+
+ADAPTERS = GOOD.replace("scripted:wrong-fix", "mlx:/nowhere") + """
+[train]
+iters = 30
+rank = 16
+[[arms]]
+name = "full"
+kind = "adapter"
+train = { fine_tune_type = "full", learning_rate = 1e-4 }
+[[arms]]
+name = "r4"
+kind = "adapter"
+train = { rank = 4 }
+"""
+
+
+def test_an_arm_trains_with_its_own_settings_over_the_experiments() -> None:
+    spec = parse_experiment(ADAPTERS)
+    base, full, r4 = spec.arms
+    assert spec.arm_train(base) == spec.train
+    assert (spec.arm_train(full).fine_tune_type, spec.arm_train(full).learning_rate) == ("full", 1e-4)
+    assert (spec.arm_train(full).iters, spec.arm_train(full).rank) == (30, 16)
+    assert (spec.arm_train(r4).rank, spec.arm_train(r4).fine_tune_type, spec.arm_train(r4).iters) == (4, "lora", 30)
+    assert spec.spec_hash() != parse_experiment(ADAPTERS.replace("rank = 4", "rank = 8")).spec_hash()
+    with pytest.raises(UserError, match=r"arms\[1\]\.train: the share strategy needs LoRA adapters"):
+        parse_experiment(ADAPTERS.replace('name = "full"', 'name = "full"\nstrategy = "share"'), "exp")
+    with pytest.raises(UserError, match=r"arms\[3\]\.train: the merge strategy needs LoRA adapters"):
+        parse_experiment(ADAPTERS.replace('iters = 30', 'iters = 30\nfine_tune_type = "full"')
+                         + '[[arms]]\nname = "m"\nkind = "adapter"\nstrategy = "merge"\n', "exp")
+    with pytest.raises(UserError, match=r"arms\[0\]\.train: only adapter arms train"):
+        parse_experiment(GOOD.replace('name = "base"', 'name = "base"\ntrain = { rank = 4 }'), "exp")
