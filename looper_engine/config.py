@@ -3,6 +3,8 @@ switch here so that its ablation can be rerun (see the README's table)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 #: The framework fixes, in the order the README's ablation table lists them.
@@ -42,6 +44,11 @@ class AgentConfig(BaseModel):
     skip_verification_rule: bool = Field(True, description="a rule against endless re-verification")
     strip_fences: bool = Field(True, description="strip code fences inside tool bodies")
     fuzzy_edit: bool = Field(True, description="whitespace-tolerant and fuzzy edit matching")
+
+    prompt_profile: Literal["standard", "compact"] = Field(
+        "standard",
+        description="standard: the full system prompt; compact: a few dozen tokens (read, edit, done) for small models",
+    )
 
     # limits
     max_steps: int = Field(30, ge=1, description="tool calls before the episode is cut off")

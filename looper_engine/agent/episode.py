@@ -98,7 +98,7 @@ class Episode:
         self.id = episode_id or new_episode_id()
         self.control = control or EpisodeControl()
         self.system_prompt = system_prompt if system_prompt is not None else build_system_prompt(config)
-        self.task_prompt = build_task_prompt(task)
+        self.task_prompt = build_task_prompt(task, config)
         self._prefix = prefix  # a forked episode's history after the task message
         self._replay_calls = replay_calls or []
         self.parent_episode_id = parent_episode_id

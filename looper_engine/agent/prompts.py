@@ -63,7 +63,18 @@ Output: 3 passed in 0.02s (exit code 0)
 Reply: <done>average() returns 0.0 for an empty list</done>"""
 
 
+#: The compact profile: the three tools an episode of a small model needs, nothing else.
+COMPACT_SYSTEM_PROMPT = """\
+Fix the bug. Reply with one tool call:
+<read>PATH</read>
+<edit path="PATH"><old>OLD</old><new>NEW</new></edit>
+<done>SUMMARY</done>
+OLD is the smallest text, unique in the file, that must change."""
+
+
 def build_system_prompt(config: AgentConfig) -> str:
+    if config.prompt_profile == "compact":
+        return COMPACT_SYSTEM_PROMPT
     parts = [TOOLS_TEXT.format(range_line=RANGE_LINE if config.line_range_reads else "")]
     rules = [RULES["base"]]
     if config.no_pip_rule:
@@ -76,7 +87,11 @@ def build_system_prompt(config: AgentConfig) -> str:
     return "\n\n".join(parts)
 
 
-def build_task_prompt(task: Task) -> str:
+def build_task_prompt(task: Task, config: AgentConfig | None = None) -> str:
+    """The first user message. The compact profile gives the statement alone: no task id (a
+    world id names the template) and no test command (a small model does not run one)."""
+    if config is not None and config.prompt_profile == "compact":
+        return task.statement.strip()
     return (
         f"Task ({task.id}): {task.statement.strip()}\n\n"
         "The repository is your current directory. Its tests run with `python -m pytest -q`."

@@ -31,6 +31,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--off", action="append", default=[], choices=FRAMEWORK_SWITCHES, metavar="SWITCH",
                    help=f"turn a framework fix off (repeatable): {', '.join(FRAMEWORK_SWITCHES)}")
     p.add_argument("--rate", type=float, default=2000.0, help="tokens/s of a scripted policy (0 = unthrottled)")
+    p.add_argument("--prompt-profile", choices=("standard", "compact"), default=None,
+                   help="compact: a system prompt of a few dozen tokens for small models (default: standard)")
     p.add_argument("--name", default="", help="a name for the run")
     p.add_argument("--quiet", action="store_true", help="no live view, only the summary")
     p.set_defaults(func=cmd_run)
@@ -43,7 +45,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("tasks", help="list task ids, one per line")
-    p.add_argument("--suite", default="koans")
+    p.add_argument("--suite", default="koans", help="task suite: koans, world, world:SEED or world:SEED:N")
     p.add_argument("--long", action="store_true", help="with family, difficulty and statement")
     p.set_defaults(func=cmd_tasks)
 
@@ -77,6 +79,8 @@ def agent_config_from_args(args: argparse.Namespace) -> AgentConfig:
         overrides["max_steps"] = args.max_steps
     if args.budget is not None:
         overrides["token_budget"] = args.budget
+    if getattr(args, "prompt_profile", None):
+        overrides["prompt_profile"] = args.prompt_profile
     try:
         return AgentConfig(**overrides)
     except Exception as exc:  # pydantic ValidationError

@@ -1,7 +1,9 @@
 """Scripted policies: a demo and test driver, never a result.
 
 `scripted:oracle` solves a koan from its gold patch the way a model would (read, edit, run
-the tests, done), streaming its output token by token at a set rate. The fault policies
+the tests, done), streaming its output token by token at a set rate. Given a system prompt
+that offers no shell (the compact profile), it uses only the tools offered, without prose:
+read, edit, done. The fault policies
 exercise the framework: `looper` repeats itself, `malformed` writes broken tool calls before
 recovering, `never-done` keeps busy and never finishes, `wrong-fix` edits the wrong thing.
 Everywhere a scripted backend appears it is labelled "scripted policy".
@@ -61,6 +63,19 @@ def oracle(task: Task, turn: int) -> str:
     return turns[min(turn, len(turns) - 1)]
 
 
+def compact_oracle_turns(task: Task) -> list[str]:
+    reads = task.target_files or sorted({g.path for g in task.gold})
+    turns = [render_call(ReadCall(path=path)) for path in reads]
+    turns += [render_call(EditCall(path=e.path, old=e.old, new=e.new)) for e in task.gold]
+    turns.append(render_call(DoneCall(summary="fixed")))
+    return turns
+
+
+def compact_oracle(task: Task, turn: int) -> str:
+    turns = compact_oracle_turns(task)
+    return turns[min(turn, len(turns) - 1)]
+
+
 def looper(task: Task, turn: int) -> str:
     return f"Let me look at the file again.\n{render_call(ReadCall(path=_target(task)))}"
 
@@ -101,6 +116,13 @@ POLICIES: dict[str, Policy] = {
     "never-done": never_done,
     "wrong-fix": wrong_fix,
 }
+#: What a policy does when its system prompt offers no shell (the compact profile).
+NO_SHELL_POLICIES: dict[str, Policy] = {"oracle": compact_oracle}
+
+
+def _offers_shell(messages: list[Message]) -> bool:
+    system = next((m.content for m in messages if m.role == "system"), None)
+    return system is None or "<bash>" in system
 
 
 class ScriptedStream(ModelStream):
@@ -166,6 +188,9 @@ class ScriptedBackend(Backend):
         if self.task is None:
             raise RuntimeError("a scripted backend needs for_task() before stream()")
         self.received.append(list(messages))
-        text = POLICIES[self.policy](self.task, self.turn)
+        policy = POLICIES[self.policy]
+        if self.policy in NO_SHELL_POLICIES and not _offers_shell(messages):
+            policy = NO_SHELL_POLICIES[self.policy]
+        text = policy(self.task, self.turn)
         self.turn += 1
         return ScriptedStream(text, self.rate)

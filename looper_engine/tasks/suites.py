@@ -3,20 +3,49 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import re
 from fnmatch import fnmatchcase
+from pathlib import Path
 
 from looper_engine.errors import UserError
 from looper_engine.tasks.koans import load_koans
 from looper_engine.tasks.model import Task
 
-SUITES: tuple[str, ...] = ("koans",)
+SUITES: tuple[str, ...] = ("koans", "world")
+
+# "world", "world:SEED" or "world:SEED:N" (N instances of every template).
+_WORLD_SPEC = re.compile(r"^world(?::(\d+)(?::(\d+))?)?$")
+
+
+@functools.cache
+def _world(seed: int, per_template: int, cache_dir: Path) -> tuple[Task, ...]:
+    from looper_engine.tasks import world
+
+    return tuple(world.generate(seed=seed, per_template=per_template, cache_dir=cache_dir))
 
 
 def load_suite(name: str) -> list[Task]:
-    """Every task of the suite `name`, sorted by id."""
+    """Every task of the suite `name`, sorted by id.
+
+    `world` is the task world at seed 0 with its default instances per template; `world:SEED`
+    and `world:SEED:N` choose another seed and N instances of every template.
+    """
     if name == "koans":
         return load_koans()
-    raise UserError(f"unknown suite {name!r}; known suites: {', '.join(SUITES)}")
+    match = _WORLD_SPEC.match(name)
+    if match is not None:
+        from looper_engine.tasks import world
+
+        seed = int(match[1] or 0)
+        per_template = int(match[2] or world.DEFAULT_PER_TEMPLATE)
+        if per_template < 1:
+            raise UserError(f"suite {name!r}: at least one instance per template")
+        tasks = _world(seed, per_template, world.default_cache_dir().resolve())
+        return [task.model_copy(deep=True) for task in tasks]
+    raise UserError(
+        f"unknown suite {name!r}; known suites: {', '.join(SUITES)} (also world:SEED and world:SEED:N)"
+    )
 
 
 def _matches(task_id: str, pattern: str) -> bool:
@@ -42,9 +71,22 @@ def select_tasks(tasks: list[Task], patterns: list[str] | None) -> list[Task]:
 
 
 def get_task(task_id: str) -> Task:
-    """The task with this exact id, from any suite."""
+    """The task with this exact id, from any suite. A world id names its own instance, which is
+    rebuilt from it; the world is never searched (it is as large as one asks)."""
+    if task_id.startswith("world/"):
+        from looper_engine.tasks import world
+
+        task = world.task_for_id(task_id)
+        if task is not None:
+            return task
+        raise UserError(
+            f"unknown task {task_id!r}: a world id is world/FAMILY/SEED-INDEX/TEMPLATE[.heldout]; "
+            "see `looper tasks --suite world`"
+        )
     known: list[str] = []
     for suite in SUITES:
+        if suite == "world":
+            continue
         for task in load_suite(suite):
             if task.id == task_id:
                 return task

@@ -1,0 +1,137 @@
+"""Surface templates of the task world and how one is rendered into a buggy and a fixed file.
+
+A template's source is Python with three kinds of marks:
+
+- `$name` — an identifier (or constant) drawn per instance from the template's pools;
+- `⟨a|b|c⟩` — a layout choice: one of the alternatives, drawn per instance;
+- `«buggy|fixed»` — the planted bug, exactly once: the buggy file has `buggy` there, the fixed
+  file has `fixed`. That pair is the gold patch, so it is written as the minimal span a fix
+  needs (` - 1)` -> `)`, ` < ` -> ` >= `), never with an identifier the model would have to copy.
+
+A line that renders empty or as whitespace only (an absent docstring) is dropped.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+#: Identifier pools every template can use; a template adds or overrides its own.
+COMMON_POOLS: dict[str, tuple[str, ...]] = {
+    "xs": ("xs", "items", "values", "nums", "data", "vals", "seq", "arr", "elems", "entries", "numbers", "scores"),
+    "ys": ("ys", "others", "rhs", "second", "more", "extra"),
+    "x": ("x", "v", "item", "value", "elem", "e", "num", "val"),
+    "i": ("i", "j", "k", "idx", "pos"),
+    "n": ("n", "count", "size", "limit", "m", "width"),
+    "acc": ("total", "acc", "result", "tally", "running", "agg"),
+    "out": ("out", "result", "res", "kept", "picked", "chosen"),
+    "s": ("s", "text", "word", "line", "name", "label"),
+    "key": ("key", "k", "name", "tag", "field"),
+    "d": ("d", "table", "mapping", "counts", "index", "lookup"),
+    "t": ("t", "target", "goal", "wanted", "needle", "query"),
+    "lo": ("lo", "low", "floor", "least"),
+    "hi": ("hi", "high", "ceil", "most"),
+    # The smaller and the larger of a pair: bugs about names fix them, so the vocabulary is short.
+    "p": ("lo", "low", "a", "first", "left", "start"),
+    "q": ("hi", "high", "b", "last", "right", "end"),
+    "mod": ("lib", "util", "core", "calc", "tools", "ops", "helpers", "funcs"),
+}
+
+_MARK = re.compile(r"\$([A-Za-z_]\w*)")
+_CHOICE = re.compile(r"⟨([^⟨⟩]*)⟩")
+_BUG = re.compile(r"«([^«»|]*)\|([^«»]*)»")
+
+Args = tuple[object, ...]
+
+
+class Rng(random.Random):
+    """random.Random with the draws templates use for test inputs."""
+
+    def ints(self, nmin: int = 2, nmax: int = 6, lo: int = -5, hi: int = 9) -> list[int]:
+        return [self.randint(lo, hi) for _ in range(self.randint(nmin, nmax))]
+
+    def pos_ints(self, nmin: int = 2, nmax: int = 6, hi: int = 9) -> list[int]:
+        return self.ints(nmin, nmax, 1, hi)
+
+    def word(self, nmin: int = 2, nmax: int = 6, letters: str = "abcdefgh") -> str:
+        return "".join(self.choice(letters) for _ in range(self.randint(nmin, nmax)))
+
+    def words(self, nmin: int = 2, nmax: int = 5) -> list[str]:
+        return [self.word(1, 5) for _ in range(self.randint(nmin, nmax))]
+
+
+@dataclass(frozen=True)
+class Template:
+    """One surface form of one bug family."""
+
+    family: str
+    name: str
+    source: str
+    #: Draws one tuple of arguments for the function under test.
+    args: Callable[[Rng], Args]
+    #: Pools for the function name and any template-specific marks.
+    pools: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: Arguments always among the candidates (edge cases that show the bug).
+    edge: tuple[Args, ...] = ()
+    #: Kept out of all training: only evaluated, to measure transfer to an unseen surface.
+    heldout: bool = False
+    #: Marks whose values may appear in the gold span (a family about names needs them).
+    span_marks: tuple[str, ...] = ()
+    #: The function the tests call (a mark, usually "fn").
+    entry: str = "fn"
+
+    @property
+    def key(self) -> str:
+        return f"{self.family}/{self.name}"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    buggy: str
+    fixed: str
+    old: str
+    new: str
+    names: dict[str, str]
+
+
+def _pool(template: Template, mark: str) -> tuple[str, ...]:
+    if mark in template.pools:
+        return template.pools[mark]
+    if mark in COMMON_POOLS:
+        return COMMON_POOLS[mark]
+    raise KeyError(f"{template.key}: no pool for ${mark}")
+
+
+def draw_names(template: Template, rng: random.Random) -> dict[str, str]:
+    """One value per mark of the source (and the module name), all different from each other."""
+    marks = ["mod", *dict.fromkeys(_MARK.findall(template.source))]
+    names: dict[str, str] = {}
+    used: set[str] = set()
+    for mark in marks:
+        options = [v for v in _pool(template, mark) if v not in used]
+        if not options:
+            raise ValueError(f"{template.key}: pool of ${mark} exhausted by the other marks")
+        value = rng.choice(options)
+        names[mark] = value
+        used.add(value)
+    return names
+
+
+def render(template: Template, rng: random.Random) -> Rendered:
+    """Draw names and layout and render the buggy and the fixed file."""
+    names = draw_names(template, rng)
+    text = _MARK.sub(lambda m: names[m.group(1)], template.source)
+    text = _CHOICE.sub(lambda m: rng.choice(m.group(1).split("|")), text)
+    bugs = _BUG.findall(text)
+    if len(bugs) != 1:
+        raise ValueError(f"{template.key}: the source needs exactly one «buggy|fixed» mark, found {len(bugs)}")
+    old, new = bugs[0]
+
+    def finish(side: int) -> str:
+        body = _BUG.sub(lambda m: m.group(side), text)
+        lines = body.strip("\n").split("\n")
+        return "\n".join(line.rstrip() for line in lines if line.strip() or line == "") + "\n"
+
+    return Rendered(buggy=finish(1), fixed=finish(2), old=old, new=new, names=names)
