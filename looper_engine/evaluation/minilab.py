@@ -56,6 +56,7 @@ class MiniLabSettings(BaseModel):
     teach_per_family: int = Field(48, ge=1, description="oracle episodes of the family being taught")
     replay_per_family: int = Field(4, ge=0, description="oracle episodes of every other family")
     max_steps: int = Field(6, ge=1)
+    max_tokens_per_turn: int = Field(128, ge=16, description="a world reply is a few dozen tokens")
     concurrency: int = Field(2, ge=1)
     train: TrainConfig = Field(default_factory=_default_train)
 
@@ -78,7 +79,12 @@ def model_problem(settings: MiniLabSettings) -> str | None:
 
 def agent_config(settings: MiniLabSettings) -> AgentConfig:
     """The compact profile the mini-lab model was pretrained with, greedy decoding."""
-    return AgentConfig(prompt_profile="compact", max_steps=settings.max_steps, temperature=0.0)
+    return AgentConfig(
+        prompt_profile="compact",
+        max_steps=settings.max_steps,
+        max_tokens_per_turn=settings.max_tokens_per_turn,
+        temperature=0.0,
+    )
 
 
 def families(settings: MiniLabSettings) -> list[str]:
@@ -158,10 +164,12 @@ async def teach(
     adapters_dir: Path,
     workspace_parent: Path | None = None,
     on_job: Any = None,
+    flush: Any = None,
 ) -> Any:
     """Run the oracle's lesson on `family`, train on it and register the adapter; returns
     the AdapterRecord (None when cancelled). `on_job(job)` gets the ConsolidationJob as soon
-    as it exists, so a caller can show its progress or cancel it."""
+    as it exists, so a caller can show its progress or cancel it. `flush()` (awaited) must
+    return once the bus's events are in the store: the lesson is read back from there."""
     from looper_engine.agent.runner import Runner
     from looper_engine.consolidation.job import ConsolidationJob
     from looper_engine.consolidation.synth import Selection
@@ -183,6 +191,8 @@ async def teach(
         result = await runner.run()
     finally:
         await oracle.aclose()
+    if flush is not None:
+        await flush()
     ids = [e.episode_id for e in result.episodes if e.resolved]
     if not ids:
         raise UserError(f"the oracle solved none of the {family} lesson tasks; nothing to learn from")

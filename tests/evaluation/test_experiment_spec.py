@@ -175,3 +175,46 @@ def test_an_arm_trains_with_its_own_settings_over_the_experiments() -> None:
                          + '[[arms]]\nname = "m"\nkind = "adapter"\nstrategy = "merge"\n', "exp")
     with pytest.raises(UserError, match=r"arms\[0\]\.train: only adapter arms train"):
         parse_experiment(GOOD.replace('name = "base"', 'name = "base"\ntrain = { rank = 4 }'), "exp")
+
+
+WORLD = """
+model = "scripted:oracle"
+chunk_size = 12
+[stream]
+source = "world"
+chunks = [["range_bound", "comparison"], ["negation"]]
+[heldout]
+families = ["negation"]
+per_family = 4
+templates = "heldout"
+[[arms]]
+name = "base"
+"""
+
+
+def test_a_world_stream_draws_each_chunk_from_its_families_training_templates() -> None:
+    from looper_engine.tasks.world import is_heldout
+
+    plan = plan_experiment(parse_experiment(WORLD))
+    first, second = plan.chunks
+    assert [plan.tasks[t].family for t in first[:4]] == ["range_bound", "comparison"] * 2
+    assert sorted(plan.tasks[t].family for t in first) == ["comparison"] * 6 + ["range_bound"] * 6
+    assert {plan.tasks[t].family for t in second} == {"negation"} and len(second) == 12
+    assert not any(is_heldout(t) for t in first + second)
+    # spread over the templates: 12 negation tasks touch every training template
+    from looper_engine.tasks.world import train_templates
+
+    assert len({t.rsplit("/", 1)[1] for t in second}) == len(train_templates("negation"))
+    # held out: unseen surfaces, drawn with another seed than the stream
+    assert len(plan.heldout) == 4 and all(is_heldout(t) for t in plan.heldout)
+    assert {t.split("/")[2].split("-")[0] for t in plan.heldout} == {"2"}
+    assert plan_experiment(parse_experiment(WORLD)).chunks == plan.chunks  # deterministic
+
+
+def test_world_stream_mistakes_name_the_field() -> None:
+    with pytest.raises(UserError, match=r"stream\.chunks\[1\]\[0\]: unknown world family 'negaton'"):
+        plan_experiment(parse_experiment(WORLD.replace('["negation"]]', '["negaton"]]'), "exp"), "exp")
+    with pytest.raises(UserError, match=r"stream\.chunks: the world source needs"):
+        parse_experiment(WORLD.replace('chunks = [["range_bound", "comparison"], ["negation"]]', ""), "exp")
+    with pytest.raises(UserError, match=r"stream\.chunks: chunks of families need source"):
+        parse_experiment(GOOD.replace("per_family = 2", 'per_family = 2\nchunks = [["a"]]'), "exp")
