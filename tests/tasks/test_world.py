@@ -142,6 +142,21 @@ def test_a_task_folder_is_a_deterministic_path_and_a_damaged_cache_is_rewritten(
     assert again.source_dir == task.source_dir and module.read_text() == good
 
 
+def test_a_second_generation_reads_the_cached_list_and_gives_the_same_tasks(cache: Path) -> None:
+    first = world.generate(seed=8, per_template=2, families=["bool_op", "acc_init"], cache_dir=cache)
+    index_files = list((cache / "world").rglob("index/*.json"))
+    assert len(index_files) == 1
+    shutil.rmtree(first[0].source_dir)  # a folder lost from the cache is written again
+    second = world.generate(seed=8, per_template=2, families=["bool_op", "acc_init"], cache_dir=cache)
+    assert [t.model_dump() for t in second] == [t.model_dump() for t in first]
+    assert first[0].source_dir.is_dir()
+    rebuilt = [world.task_for_id(t.id, cache) for t in first]
+    assert [t.model_dump() for t in rebuilt if t] == [t.model_dump() for t in first]
+    index_files[0].write_text("not json")  # a damaged list is generated again
+    assert [t.id for t in world.generate(seed=8, per_template=2, families=["bool_op", "acc_init"],
+                                         cache_dir=cache)] == [t.id for t in first]
+
+
 def test_an_id_names_its_instance(cache: Path) -> None:
     task = world.generate(seed=4, per_template=1, families=["swapped_args"], cache_dir=cache)[0]
     rebuilt = get_task(task.id)
@@ -166,6 +181,17 @@ def test_held_out_templates_are_flagged_in_the_id_and_never_selected_for_trainin
     assert [t.id for t in split_train] == [t.id for t in train]
     split_held = world.generate(seed=0, per_template=2, split="heldout", cache_dir=cache)
     assert [t.id for t in split_held] == [t.id for t in flagged]
+
+
+def test_an_evaluation_set_can_exclude_every_file_seen_in_training(cache: Path) -> None:
+    train = world.generate(seed=0, per_template=40, families=["index_pick"], cache_dir=cache)
+    fresh = world.generate(seed=1, per_template=40, families=["index_pick"], cache_dir=cache)
+    seen_files = {(t.source_dir / t.target_files[0]).read_text() for t in train}
+    repeated = [t for t in fresh if (t.source_dir / t.target_files[0]).read_text() in seen_files]
+    assert repeated, "small templates repeat files across seeds; this test needs some"
+    kept = world.exclude_seen(fresh, train)
+    assert len(kept) == len(fresh) - len(repeated)
+    assert not {(t.source_dir / t.target_files[0]).read_text() for t in kept} & seen_files
 
 
 # ---------------------------------------------------------------------------- the suite
@@ -255,6 +281,7 @@ async def test_scoring_stops_an_endless_loop(cache: Path, tmp_path: Path) -> Non
     template = next(t for t in world.templates("range_bound") if t.name == "find_while")
     task = world.to_task(world.make_instance(template, seed=0, index=0), cache)
     root = copy_workspace(task, tmp_path / "ws")
+    apply_gold(task, root)
     module = root / task.target_files[0]
     text = module.read_text()
     assert text.count(" += 1") == 1
@@ -274,3 +301,42 @@ async def test_the_runner_reports_an_import_error_and_a_file_without_tests(cache
     (root / test_file).write_text("x = 1\n")
     empty = await score_workspace(task, root, timeout_s=60)
     assert not empty.resolved and empty.exit_code == 5
+
+
+# ---------------------------------------------------------------------------- the lab
+
+
+async def test_the_new_run_form_runs_the_world(cache: Path, tmp_path: Path) -> None:
+    from textual.widgets import Input, Select
+
+    from looper_tui.app import LooperApp
+    from looper_tui.screens.home import HomeScreen
+    from looper_tui.screens.live import LiveScreen
+    from looper_tui.screens.new_run import NewRunScreen
+
+    (tmp_path / "workspaces").mkdir()
+    app = LooperApp(tmp_path / "looper.db", blink=False, config_folder=tmp_path / "config",
+                    workspace_parent=tmp_path / "workspaces")
+    async with app.run_test(size=(100, 36)) as pilot:
+        while not isinstance(app.screen, HomeScreen):
+            await pilot.pause(0.02)
+        await pilot.press("n")
+        while not isinstance(app.screen, NewRunScreen):
+            await pilot.pause(0.02)
+        app.screen.query_one("#suite", Select).value = "world"
+        app.screen.query_one("#tasks", Input).value = "world/comparison/0-0000/*"
+        app.screen.query_one("#rate", Input).value = "0"
+        await pilot.press("ctrl+s")
+        while not isinstance(app.screen, LiveScreen):
+            await pilot.pause(0.02)
+        (runner,) = app.lab.runners.values()
+        assert runner.suite == "world"
+        assert [e.task.id.rsplit("/", 1)[1] for e in runner.episodes] == sorted(
+            t.name + (".heldout" if t.heldout else "") for t in world.templates("comparison")
+        )
+        states = [app.lab.state.episode(e.id) for e in runner.episodes]
+        for _ in range(3000):  # a guard against hanging, not a timing
+            if all(s.finished is not None for s in states):
+                break
+            await pilot.pause(0.02)
+        assert [s.status for s in states] == ["resolved"] * len(states)

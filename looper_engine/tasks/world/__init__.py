@@ -15,11 +15,14 @@ which `task_for_id` rebuilds from it alone.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
 from looper_engine.errors import UserError
 from looper_engine.tasks.model import Task
+from looper_engine.tasks.world import index
 from looper_engine.tasks.world.catalog import DESCRIPTIONS, FAMILIES
 from looper_engine.tasks.world.generate import (
     SUITE,
@@ -43,7 +46,9 @@ __all__ = [
     "Template",
     "WorldError",
     "default_cache_dir",
+    "exclude_seen",
     "families",
+    "fingerprint",
     "generate",
     "heldout_templates",
     "instances",
@@ -129,9 +134,18 @@ def generate(
     cache_dir: Path | None = None,
     start: int = 0,
 ) -> list[Task]:
-    """Verified tasks materialized under `cache_dir` (default: default_cache_dir()), sorted by id."""
+    """Verified tasks materialized under `cache_dir` (default: default_cache_dir()), sorted by id.
+
+    The list is cached there too (index.py): a second call with the same arguments reads it
+    back instead of generating again.
+    """
     root = cache_dir or default_cache_dir()
-    return [to_task(i, root) for i in instances(seed, per_template, families, split, start)]
+    chosen = _check_families(families)
+    key = json.dumps([seed, per_template, chosen, split, start])
+    cached = index.load(root, key)
+    if cached is not None:
+        return cached
+    return index.save(root, key, instances(seed, per_template, chosen, split, start))
 
 
 def task_for_id(task_id: str, cache_dir: Path | None = None) -> Task | None:
@@ -149,3 +163,17 @@ def task_for_id(task_id: str, cache_dir: Path | None = None) -> Task | None:
 def training_tasks(tasks: Iterable[Task]) -> list[Task]:
     """The tasks training data may be made from: every task but those of held-out templates."""
     return [t for t in tasks if not is_heldout(t.id)]
+
+
+def fingerprint(task: Task) -> str:
+    """A hash of the task's buggy file: two instances with the same file have the same fix."""
+    text = (Path(task.source_dir) / task.target_files[0]).read_bytes()
+    return hashlib.sha256(text).hexdigest()[:16]
+
+
+def exclude_seen(tasks: Iterable[Task], seen: Iterable[Task]) -> list[Task]:
+    """`tasks` without those whose buggy file is one of `seen`'s: an evaluation set of instances
+    no model trained on `seen` can solve from memory. Small templates repeat files across
+    seeds (the same names drawn again), so held-out instances should pass through this."""
+    known = {fingerprint(t) for t in seen}
+    return [t for t in tasks if fingerprint(t) not in known]

@@ -39,7 +39,7 @@ def $fn($xs, $n):
     ⟨"""Sum of the first $n values."""|⟩
     $acc = 0
     for $i in range($n« - 1)|)»:
-        $acc += $xs[$i]
+        ⟨$acc += $xs[$i]|$acc = $acc + $xs[$i]⟩
     return $acc
 ''',
         lambda r: (xs := r.pos_ints(3, 6), r.randint(1, len(xs))),
@@ -123,7 +123,7 @@ def $fn($xs, $t):
     $acc = 0
     for $x in $xs:
         if $x« < | > »$t:
-            $acc += 1
+            ⟨$acc += 1|$acc = $acc + 1⟩
     return $acc
 ''',
         lambda r: (r.ints(2, 6), r.randint(-2, 6)),
@@ -401,7 +401,7 @@ def $fn($xs):
     $out = []
     for $x in $xs:
         «if |if not »$x in $out:
-            $out.append($x)
+            ⟨$out.append($x)|$out += [$x]⟩
     return $out
 ''',
         lambda r: (r.ints(2, 6, 0, 4),),
@@ -460,7 +460,7 @@ def $fn($xs):
     for $x in $xs:
         «if |if not »$x:
             continue
-        $out.append($x)
+        ⟨$out.append($x)|$out += [$x]⟩
     return $out
 ''',
         lambda r: (r.ints(2, 6, 0, 3),),
@@ -670,7 +670,7 @@ def $fn($xs):
     ⟨"""Sum of the values."""|⟩
     $acc« = 1| = 0»
     for $x in $xs:
-        $acc += $x
+        ⟨$acc += $x|$acc = $acc + $x⟩
     return $acc
 ''',
         lambda r: (r.ints(0, 5),),
@@ -725,7 +725,7 @@ def $fn($xs):
     $out« = [0]| = []»
     for $x in $xs:
         if $x > 0:
-            $out.append($x)
+            ⟨$out.append($x)|$out += [$x]⟩
     return $out
 ''',
         lambda r: (r.ints(0, 5),),
@@ -761,6 +761,167 @@ def $fn($xs):
     ),
 )
 
+BOOL_OP = (
+    T(
+        "bool_op", "both_positive",
+        '''
+def $fn($p, $q):
+    ⟨"""True when both values are above zero."""|⟩
+    return $p > 0« or | and »$q > 0
+''',
+        lambda r: (r.randint(-4, 6), r.randint(-4, 6)),
+        pools={"fn": ("both_positive", "all_above_zero", "pair_positive", "both_up")},
+        edge=((3, -1),),
+    ),
+    T(
+        "bool_op", "outside",
+        '''
+def $fn($x, $lo, $hi):
+    ⟨"""True when $x lies outside $lo..$hi."""|⟩
+    return $x < $lo« and | or »$x > $hi
+''',
+        _value_and_bounds,
+        pools={"fn": ("outside", "out_of_range", "beyond", "not_within")},
+        edge=((9, 1, 3),),
+    ),
+    T(
+        "bool_op", "positive_evens",
+        '''
+def $fn($xs):
+    ⟨"""The values that are even and above zero."""|⟩
+    return [$x for $x in $xs if $x > 0« or | and »$x % 2 == 0]
+''',
+        lambda r: (r.ints(2, 6, -4, 7),),
+        pools={"fn": ("positive_evens", "even_and_up", "good_evens", "plus_evens")},
+        edge=(([1, 2],),),
+    ),
+    T(
+        "bool_op", "scan_until",
+        '''
+def $fn($xs, $t):
+    ⟨"""Index of $t (len($xs) when it is absent)."""|⟩
+    $i = 0
+    while $i < len($xs)« or | and »$xs[$i] != $t:
+        $i += 1
+    return $i
+''',
+        lambda r: (xs := r.ints(1, 5, 0, 6), r.choice(xs) if r.random() < 0.6 else r.randint(0, 8)),
+        pools={"fn": ("scan_until", "seek", "find_or_end", "advance_to")},
+        edge=(([1, 2], 5),),
+    ),
+    T(
+        "bool_op", "starts_with_char",
+        '''
+def $fn($s, $t):
+    ⟨"""True when $s is not empty and begins with $t."""|⟩
+    return len($s) > 0« or | and »$s[0] == $t
+''',
+        lambda r: (r.word(0, 4, "abc"), r.choice("abc")),
+        pools={"fn": ("starts_with_char", "leads_with", "opens_on", "first_is"), "t": ("c", "ch", "letter", "char")},
+        edge=(("", "a"), ("b", "a")),
+    ),
+    T(
+        "bool_op", "either_zero",
+        '''
+def $fn($p, $q):
+    ⟨"""True when one of the two values is zero."""|⟩
+    return $p == 0« and | or »$q == 0
+''',
+        lambda r: (r.randint(-2, 3), r.randint(-2, 3)),
+        pools={"fn": ("either_zero", "any_zero", "has_zero", "zero_in_pair")},
+        edge=((0, 4),),
+    ),
+    T(
+        "bool_op", "count_either",
+        '''
+def $fn($xs, $t):
+    ⟨"""How many values pass either test."""|⟩
+    return sum(1 for $x in $xs if $x % 2 == 0« and | or »$x > $t)
+''',
+        lambda r: (r.ints(1, 6, 0, 9), r.randint(2, 6)),
+        pools={"fn": ("count_either", "even_or_big", "tally_either", "how_many_either")},
+        edge=(([2, 9], 5),),
+        heldout=True,
+    ),
+)
+
+INDEX_PICK = (
+    T(
+        "index_pick", "last_item",
+        '''
+def $fn($xs):
+    ⟨"""The last value."""|⟩
+    return $xs«[0]|[-1]»
+''',
+        lambda r: (r.ints(2, 6),),
+        pools={"fn": ("last_item", "final", "newest", "tail_value")},
+        edge=(([1, 2],),),
+    ),
+    T(
+        "index_pick", "second_largest",
+        '''
+def $fn($xs):
+    ⟨"""The second largest value."""|⟩
+    return sorted($xs)«[1]|[-2]»
+''',
+        lambda r: (r.ints(3, 6),),
+        pools={"fn": ("second_largest", "runner_up", "next_best", "silver")},
+        edge=(([1, 2, 3, 4],),),
+    ),
+    T(
+        "index_pick", "rest",
+        '''
+def $fn($xs):
+    ⟨"""Every value but the first."""|⟩
+    return $xs«[0:]|[1:]»
+''',
+        lambda r: (r.ints(1, 5),),
+        pools={"fn": ("rest", "tail", "all_but_first", "after_head")},
+    ),
+    T(
+        "index_pick", "capitalize",
+        '''
+def $fn($s):
+    ⟨"""$s with its first letter in upper case."""|⟩
+    return $s«[1]|[0]».upper() + $s[1:]
+''',
+        lambda r: (r.word(2, 6),),
+        pools={"fn": ("capitalize", "title_first", "upper_first", "cap_word")},
+    ),
+    T(
+        "index_pick", "firsts",
+        '''
+def $fn($xs):
+    ⟨"""The first element of every pair."""|⟩
+    return [$x«[1]|[0]» for $x in $xs]
+''',
+        lambda r: ([[r.randint(0, 9), r.randint(0, 9)] for _ in range(r.randint(1, 4))],),
+        pools={"fn": ("firsts", "left_items", "keys_of_pairs", "heads_of")},
+        edge=(([[1, 2]],),),
+    ),
+    T(
+        "index_pick", "drop_last",
+        '''
+def $fn($xs):
+    ⟨"""Every value but the last."""|⟩
+    return $xs«[1:]|[:-1]»
+''',
+        lambda r: (r.ints(1, 5),),
+        pools={"fn": ("drop_last", "all_but_last", "init", "without_last")},
+    ),
+    T(
+        "index_pick", "first_word",
+        '''
+def $fn($s):
+    ⟨"""The first word of $s."""|⟩
+    return $s.split()«[-1]|[0]»
+''',
+        lambda r: (" ".join(r.words(2, 4)),),
+        pools={"fn": ("first_word", "opening_word", "lead_word", "head_word")},
+        heldout=True,
+    ),
+)
+
 FAMILIES: dict[str, tuple[Template, ...]] = {
     "range_bound": RANGE_BOUND,
     "comparison": COMPARISON,
@@ -770,6 +931,8 @@ FAMILIES: dict[str, tuple[Template, ...]] = {
     "default_const": DEFAULT_CONST,
     "swapped_args": SWAPPED_ARGS,
     "acc_init": ACC_INIT,
+    "bool_op": BOOL_OP,
+    "index_pick": INDEX_PICK,
 }
 
 #: What each family plants, for listings and reports.
@@ -782,4 +945,6 @@ DESCRIPTIONS: dict[str, str] = {
     "default_const": "wrong constant or default",
     "swapped_args": "swapped arguments",
     "acc_init": "wrong accumulator initial value",
+    "bool_op": "and where or is meant, or the reverse",
+    "index_pick": "wrong index or slice start",
 }

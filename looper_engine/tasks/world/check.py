@@ -10,11 +10,10 @@ every test passed, 1 when one failed, 2 when the file could not be imported, 5 w
 no tests (pytest's codes).
 """
 
+import _signal as signal  # the C module: `signal` imports enum, which doubles the start-up time
 import os
-import signal
 import sys
 import time
-import traceback
 
 #: Seconds one test may run before it is stopped.
 TEST_TIMEOUT_S = 1.0
@@ -42,6 +41,31 @@ def _limit_memory() -> None:
         pass  # a platform without the limit still has the alarm
 
 
+def _trace(exc: BaseException) -> str:
+    """The traceback from the test on (not this runner's own frame), as Python prints it,
+    without importing traceback (slow to start)."""
+    lines = ["Traceback (most recent call last):"]
+    sources: dict[str, list[str]] = {}
+    tb = exc.__traceback__
+    if tb is not None and tb.tb_frame.f_code is run.__code__:
+        tb = tb.tb_next
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        lines.append(f'  File "{code.co_filename}", line {tb.tb_lineno}, in {code.co_name}')
+        if code.co_filename not in sources:
+            try:
+                with open(code.co_filename, encoding="utf-8") as handle:
+                    sources[code.co_filename] = handle.read().split("\n")
+            except OSError:
+                sources[code.co_filename] = []
+        source = sources[code.co_filename]
+        if 0 < tb.tb_lineno <= len(source) and source[tb.tb_lineno - 1].strip():
+            lines.append("    " + source[tb.tb_lineno - 1].strip())
+        tb = tb.tb_next
+    lines.append(_describe(exc))
+    return "\n".join(lines)
+
+
 def _describe(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     name = type(exc).__name__
@@ -66,7 +90,7 @@ def run(test_file: str) -> int:
             signal.setitimer(signal.ITIMER_REAL, 0)
     except (Exception, Timeout) as exc:
         print(f"{'_' * 20} ERROR collecting {test_file} {'_' * 20}")
-        print("".join(traceback.format_exception(exc)).rstrip())
+        print(_trace(exc))
         print(f"E       {_describe(exc) if not isinstance(exc, Timeout) else 'Timeout: import did not finish'}")
         print(f"ERROR {test_file}")
         print(f"1 error in {time.monotonic() - started:.2f}s")
@@ -88,7 +112,7 @@ def run(test_file: str) -> int:
             timed_out = True
             failures.append((key, f"Timeout: {key} did not finish within {TEST_TIMEOUT_S:g}s", ""))
         except Exception as exc:
-            failures.append((key, _describe(exc), "".join(traceback.format_exception(exc)).rstrip()))
+            failures.append((key, _describe(exc), _trace(exc)))
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
     for key, line, trace in failures:

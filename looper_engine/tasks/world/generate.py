@@ -14,8 +14,10 @@ A draw that breaks a rule is rejected and the next draw of the same address is t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,7 +26,7 @@ from looper_engine.tasks.world.guard import StepLimit, call_limited, load_module
 from looper_engine.tasks.world.template import Args, Rendered, Rng, Template, render
 
 #: Bumped whenever a change to the generator or the catalog changes what an address yields.
-VERSION = 1
+VERSION = 3
 SUITE = "world"
 HELDOUT_SUFFIX = ".heldout"
 #: The buggy file's size limit (characters): the numbered file is most of an episode.
@@ -71,6 +73,8 @@ class Instance:
     cases: tuple[Case, ...]
     #: The value drawn for every mark of the template (and "mod", the module's name).
     names: dict[str, str]
+    #: Draws of this address the generator rejected before this one.
+    rejected: int = 0
 
     @property
     def id(self) -> str:
@@ -218,10 +222,10 @@ def _draw(template: Template, seed: int, index: int, rng: Rng) -> Instance | Non
 def make_instance(template: Template, seed: int, index: int) -> Instance:
     """The verified instance at this address: the first valid draw of its generator."""
     rng = Rng(f"looper-world:{VERSION}:{template.family}:{template.name}:{seed}:{index}")
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
         instance = _draw(template, seed, index, rng)
         if instance is not None:
-            return instance
+            return dataclasses.replace(instance, rejected=attempt)
     raise WorldError(f"{template.key}: no valid instance in {MAX_ATTEMPTS} draws (seed {seed}, index {index})")
 
 
@@ -246,30 +250,40 @@ def instance_dir(instance: Instance, cache_dir: Path) -> Path:
 
 
 def materialize(instance: Instance, cache_dir: Path) -> Path:
-    """The instance's folder under `cache_dir`, written unless it already holds these files.
-
-    The files are compared, not trusted: a stale or damaged cache is rewritten, so a task's
-    gold patch always matches the files an episode starts from.
-    """
+    """The instance's folder under `cache_dir`, written unless it already holds these files."""
     folder = instance_dir(instance, cache_dir)
-    files = instance.files()
+    write_folder(folder, instance.files())
+    return folder
+
+
+def _holds(folder: Path, files: dict[str, str]) -> bool:
     try:
-        if {p.name for p in folder.iterdir()} == set(files) and all(
+        return {p.name for p in folder.iterdir()} == set(files) and all(
             (folder / name).read_text(encoding="utf-8") == text for name, text in files.items()
-        ):
-            return folder
+        )
     except (FileNotFoundError, NotADirectoryError, UnicodeDecodeError):
-        pass
-    staging = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+        return False
+
+
+def write_folder(folder: Path, files: dict[str, str]) -> None:
+    """Make `folder` hold exactly `files`. The files are compared, not trusted: a stale or
+    damaged cache is rewritten, so a task's gold patch always matches the files an episode
+    starts from. The folder appears whole (written aside, then renamed into place); when
+    another process wins the race with the same files, its folder is kept."""
+    if _holds(folder, files):
+        return
+    staging = folder.with_name(f".{folder.name}.{os.getpid()}.{id(files)}.tmp")
     staging.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (staging / name).write_text(text, encoding="utf-8")
     if folder.exists():
-        for child in folder.iterdir():
-            child.unlink()
-        folder.rmdir()
-    os.replace(staging, folder)
-    return folder
+        shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.replace(staging, folder)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not _holds(folder, files):
+            raise
 
 
 def to_task(instance: Instance, cache_dir: Path | None = None) -> Task:

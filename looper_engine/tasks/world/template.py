@@ -8,7 +8,9 @@ A template's source is Python with three kinds of marks:
   file has `fixed`. That pair is the gold patch, so it is written as the minimal span a fix
   needs (` - 1)` -> `)`, ` < ` -> ` >= `), never with an identifier the model would have to copy.
 
-A line that renders empty or as whitespace only (an absent docstring) is dropped.
+A line that renders empty or as whitespace only (an absent docstring) is dropped. Some files
+open with a module docstring (MODULE_DOCS), some hold an unrelated neighbour before or after
+the function (NEIGHBOURS): layout noise that changes no behaviour.
 """
 
 from __future__ import annotations
@@ -38,6 +40,29 @@ COMMON_POOLS: dict[str, tuple[str, ...]] = {
     "q": ("hi", "high", "b", "last", "right", "end"),
     "mod": ("lib", "util", "core", "calc", "tools", "ops", "helpers", "funcs"),
 }
+
+#: Module docstrings a file may open with (layout noise that changes no behaviour).
+MODULE_DOCS: tuple[str, ...] = (
+    '"""Small helpers."""',
+    '"""Helpers for lists of numbers."""',
+    '"""Utility functions."""',
+    '"""Shared helpers used by the app."""',
+    '"""Little functions with tests."""',
+)
+#: How often a file opens with one.
+MODULE_DOC_SHARE = 0.3
+#: Unrelated neighbours a file may hold before or after the function ("$fn" is its name).
+NEIGHBOURS: tuple[str, ...] = (
+    '__all__ = ["$fn"]',
+    "DEBUG = False",
+    "MAX_ITEMS = 50",
+    'VERSION = "2.3"',
+    "def _identity(v):\n    return v",
+    "def _is_blank(text):\n    return text.strip() == \"\"",
+    "def _pair(a, b):\n    return (a, b)",
+)
+#: How often a file holds one.
+NEIGHBOUR_SHARE = 0.3
 
 _MARK = re.compile(r"\$([A-Za-z_]\w*)")
 _CHOICE = re.compile(r"⟨([^⟨⟩]*)⟩")
@@ -122,7 +147,13 @@ def draw_names(template: Template, rng: random.Random) -> dict[str, str]:
 def render(template: Template, rng: random.Random) -> Rendered:
     """Draw names and layout and render the buggy and the fixed file."""
     names = draw_names(template, rng)
-    text = _MARK.sub(lambda m: names[m.group(1)], template.source)
+    source = template.source.strip("\n")
+    if rng.random() < NEIGHBOUR_SHARE:
+        neighbour = rng.choice(NEIGHBOURS)
+        source = f"{neighbour}\n\n\n{source}" if rng.random() < 0.5 else f"{source}\n\n\n{neighbour}"
+    if rng.random() < MODULE_DOC_SHARE:
+        source = rng.choice(MODULE_DOCS) + "\n\n" + source
+    text = _MARK.sub(lambda m: names[m.group(1)], source)
     text = _CHOICE.sub(lambda m: rng.choice(m.group(1).split("|")), text)
     bugs = _BUG.findall(text)
     if len(bugs) != 1:
