@@ -43,6 +43,7 @@ def _optional_command_modules() -> list:
         "looper_engine.models.commands",
         "looper_engine.consolidation.commands",
         "looper_engine.evaluation.commands",
+        "looper_engine.runtime.doctor",
     ):
         try:
             mods.append(importlib.import_module(name))
@@ -53,6 +54,12 @@ def _optional_command_modules() -> list:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        # The real command line: give mlx a fast BLAS before anything imports it (this
+        # re-executes the process once when an OpenBLAS is installed).
+        from looper_engine.runtime.blas import preload_fast_blas
+
+        preload_fast_blas()
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         parser = build_parser()

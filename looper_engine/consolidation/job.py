@@ -17,6 +17,7 @@ from looper_engine.consolidation.registry import AdapterRecord, get_adapter, reg
 from looper_engine.consolidation.synth import Dataset, Selection, synthesize
 from looper_engine.errors import UserError
 from looper_engine.events import EventBus, TrainFinished, TrainProgress
+from looper_engine.runtime.mlx_threads import to_mlx_thread
 from looper_engine.store.db import Store
 
 DEFAULT_ADAPTERS_DIR = Path("adapters")
@@ -119,7 +120,7 @@ class ConsolidationJob:
         train_rows = [s.row_with_meta() for s in data.train]
         valid_rows = [s.row_with_meta() for s in data.valid]
         try:
-            outcome = await asyncio.to_thread(
+            outcome = await to_mlx_thread(
                 self.strategy.consolidate,
                 self.model_path,
                 train_rows,

@@ -60,6 +60,8 @@ from looper_engine.evaluation.skills import (
 )
 from looper_engine.events import EventBus, RunFinished, RunStarted, TrainProgress
 from looper_engine.models.base import Backend
+from looper_engine.runtime.doctor import environment
+from looper_engine.runtime.mlx_threads import to_mlx_thread
 from looper_engine.store.db import Store
 from looper_engine.store.experiments import (
     CandidateRow,
@@ -849,7 +851,7 @@ class ExperimentRunner:
             loop.call_soon_threadsafe(self._train_progress, job_id, arm, seed, cycle, info)
 
         try:
-            outcome = await asyncio.to_thread(
+            outcome = await to_mlx_thread(
                 strategy.consolidate,
                 model_path,
                 train_rows,
@@ -884,6 +886,7 @@ class ExperimentRunner:
         stats = data.stats.model_dump(exclude={"format_problems"})
         stats["data_hash"] = data.data_hash
         stats["strategy_notes"] = outcome.notes
+        stats["environment"] = environment()
         return True, "", curve, stats
 
     async def _history(self, arm: _Arm, seed: int, cycle: int) -> list[dict[str, Any]]:

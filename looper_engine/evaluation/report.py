@@ -24,6 +24,7 @@ from looper_engine.evaluation.results import (
 
 SECTIONS: tuple[str, ...] = (
     "Setup",
+    "Environment",
     "Accuracy matrices",
     "Transfer and forgetting",
     "Held-out tasks",
@@ -146,6 +147,23 @@ def _matrix_table(results: ExperimentResults, arm: ArmResults) -> list[str]:
     return lines
 
 
+def _environment_section(r: ExperimentResults) -> list[str]:
+    from looper_engine.runtime.doctor import environment
+
+    out = ["## Environment", ""]
+    if r.environments:
+        out.append("Training ran on" + (" these setups:" if len(r.environments) > 1 else ":"))
+        out.append("")
+        for env in r.environments:
+            out += [f"- {k}: {v}" for k, v in env.items()]
+            out.append("")
+    else:
+        out += ["No night trained a model in this experiment.", ""]
+    here = environment()
+    out += [f"This report was written on {here['system']}; BLAS: {here['blas']}.", ""]
+    return out
+
+
 def render_markdown(results: ExperimentResults, images: dict[str, str]) -> str:
     """The report text; `images` maps "matrix:ARM" and "curves:ARM" to file names."""
     r = results
@@ -184,6 +202,7 @@ def render_markdown(results: ExperimentResults, images: dict[str, str]) -> str:
     out += ["", "Chunks:", ""]
     out += [f"{j + 1}. " + ", ".join(f"`{t}`" for t in chunk) for j, chunk in enumerate(r.chunks)]
     out.append("")
+    out += _environment_section(r)
 
     out += [
         "## Accuracy matrices",

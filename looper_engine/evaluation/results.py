@@ -185,6 +185,8 @@ class ExperimentResults(BaseModel):
     arms: list[ArmResults]
     scripted: bool = False
     counts: dict[str, int] = Field(default_factory=dict)
+    #: each distinct machine setup (BLAS, mlx, cores) the experiment's nights trained on
+    environments: list[dict[str, str]] = Field(default_factory=list)
 
     def arm(self, name: str) -> ArmResults:
         for a in self.arms:
@@ -482,7 +484,17 @@ async def load_results(store: Store, exp_id: str, *, resamples: int = BOOTSTRAP_
         arms=arms,
         scripted=scripted,
         counts=await experiment_counts(store, exp.id),
+        environments=_environments(candidates.values()),
     )
+
+
+def _environments(candidates: Any) -> list[dict[str, str]]:
+    seen: list[dict[str, str]] = []
+    for cand in candidates:
+        env = cand.data_stats.get("environment") if isinstance(cand.data_stats, dict) else None
+        if isinstance(env, dict) and env not in seen:
+            seen.append({str(k): str(v) for k, v in env.items()})
+    return seen
 
 
 def _recorded_chunks(cells: list[CellRow]) -> list[list[str]]:

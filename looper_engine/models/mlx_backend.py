@@ -24,7 +24,6 @@ import json
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from looper_engine.errors import BackendError, UserError
 from looper_engine.messages import Message, as_dicts
 from looper_engine.models.base import Backend, GenOptions, Usage
 from looper_engine.models.ollama_backend import GeneratorStream
+from looper_engine.runtime.mlx_threads import MlxExecutor
 
 if TYPE_CHECKING:
     from looper_engine.models.registry import ModelSpec
@@ -124,7 +124,7 @@ class MlxBackend(Backend):
         self._adapter_name: str | None = None
         self._pending_adapter = resolve_adapter(adapter, self.adapters_dir) if adapter else None
         self._pending_name = str(adapter) if adapter else None
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: MlxExecutor | None = None
         # count_tokens runs on the caller's thread while the worker templates the next prompt;
         # HF tokenizers may reconfigure themselves on encode, so the two take turns.
         self._tokenizer_lock = threading.Lock()
@@ -154,9 +154,10 @@ class MlxBackend(Backend):
 
     # -- the worker thread -------------------------------------------------------------
 
-    def _pool(self) -> ThreadPoolExecutor:
+    def _pool(self) -> MlxExecutor:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="looper-mlx")
+            # Its own thread, which frees its mlx streams when closed: a clean process exit.
+            self._executor = MlxExecutor("looper-mlx")
         return self._executor
 
     async def _in_worker(self, fn: Callable[..., Any], *args: Any) -> Any:

@@ -8,7 +8,6 @@ home, and its spec (`mlx:PATH@ID`) is shown to run it with.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from looper_engine.consolidation.job import ConsolidationJob, resolve_model_path
 from looper_engine.consolidation.strategies import STRATEGIES
 from looper_engine.consolidation.synth import Dataset, Selection
 from looper_engine.errors import UserError
+from looper_engine.runtime.blas import BlasInfo, blas_info
 
 DEFAULT_MODEL_ENV = "LOOPER_MLX_MODEL"
 TINY_DEFAULT = Path("models/tiny")
@@ -56,6 +56,7 @@ class TrainScreen(Screen[None]):
         self.job: ConsolidationJob | None = None
         self.dataset: Dataset | None = None
         self._shown_points = 0
+        self._blas: BlasInfo | None = None
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="train-form"):
@@ -141,9 +142,10 @@ class TrainScreen(Screen[None]):
     @work(exclusive=True, group="tiny", exit_on_error=False)
     async def build_tiny(self) -> None:
         from looper_engine.models.tiny import build_tiny_model
+        from looper_engine.runtime.mlx_threads import to_mlx_thread
 
         try:
-            path = await asyncio.to_thread(build_tiny_model, TINY_DEFAULT)
+            path = await to_mlx_thread(build_tiny_model, TINY_DEFAULT)
         except UserError as exc:
             self._say("stats", str(exc), error=True)
             return
@@ -183,6 +185,8 @@ class TrainScreen(Screen[None]):
         self.query_one("#check", Button).disabled = True
         self.query_one("#cancel", Button).disabled = False
         self.query_one("#progress", ProgressBar).update(total=job.config.iters, progress=0)
+        self._blas = blas_info()
+        self.query_one("#progress-text", Static).update(self._blas_text("starting"))
         timer = self.set_interval(0.25, self._refresh_progress)
         try:
             record = await job.run()
@@ -221,11 +225,19 @@ class TrainScreen(Screen[None]):
             parts.append(f"{ev.tokens_per_second:.0f} tok/s")
         if ev.peak_memory_gb:
             parts.append(f"peak {ev.peak_memory_gb:.2f} GB")
-        self.query_one("#progress-text", Static).update("  ·  ".join(parts))
+        self.query_one("#progress-text", Static).update(self._blas_text("  ·  ".join(parts)))
         train = [p["train_loss"] for p in job.curve if p["train_loss"] is not None]
         val = [p["val_loss"] for p in job.curve if p["val_loss"] is not None]
         self.query_one("#train-loss", Sparkline).data = train
         self.query_one("#val-loss", Sparkline).data = val
+
+    def _blas_text(self, line: str) -> str:
+        """The progress line with the BLAS training runs on, and, when it is the slow
+        reference BLAS, how much faster a better one would be."""
+        blas = self._blas or blas_info()
+        text = f"{line}  ·  BLAS: {blas.summary()}"
+        advice = blas.advice()
+        return f"{text}\n{advice}" if advice else text
 
     @on(Button.Pressed, "#cancel")
     def action_cancel_training(self) -> None:
