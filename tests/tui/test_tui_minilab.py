@@ -49,7 +49,14 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def test_the_welcome_screen_says_how_to_get_the_mini_lab_when_its_model_is_missing(tmp_path):
     app = make_app(tmp_path, minilab=MiniLabSettings(model=f"mlx:{tmp_path}/no-model"))
     async with app.run_test(size=(100, 34)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen) and app.screen._loaded_once and app.screen.has_class("-empty"))
+        await wait_until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, HomeScreen)
+                and app.screen._loaded_once
+                and app.screen.has_class("-empty")
+            ),
+        )
         text = text_of(app.screen.query_one("#welcome-text", Static))
         assert "Watch a model learn" in text and "looper model pretrain" in text
         assert app.focused is app.screen.query_one("#demo", Button)
@@ -61,7 +68,14 @@ async def test_the_welcome_screen_says_how_to_get_the_mini_lab_when_its_model_is
 async def test_a_model_learns_a_family_it_fails_before_and_after(tmp_path, tiny):
     app = make_app(tmp_path, minilab=settings_for(tiny), adapters_dir=tmp_path / "adapters")
     async with app.run_test(size=(120, 34)) as pilot:
-        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen) and app.screen._loaded_once and app.screen.has_class("-empty"))
+        await wait_until(
+            pilot,
+            lambda: (
+                isinstance(app.screen, HomeScreen)
+                and app.screen._loaded_once
+                and app.screen.has_class("-empty")
+            ),
+        )
         assert "Ready: press m" in text_of(app.screen.query_one("#welcome-text", Static))
         assert app.focused is app.screen.query_one("#minilab", Button)
         await pilot.press("enter")
@@ -73,7 +87,10 @@ async def test_a_model_learns_a_family_it_fails_before_and_after(tmp_path, tiny)
 
         await pilot.press("r")
         await wait_until(pilot, lambda: bool(screen.before), timeout=60)
-        assert {f: (s.resolved, s.total) for f, s in screen.before.items()} == {"negation": (0, 1), "comparison": (0, 1)}
+        assert {f: (s.resolved, s.total) for f, s in screen.before.items()} == {
+            "negation": (0, 1),
+            "comparison": (0, 1),
+        }
         assert "tok/s" in text_of(screen.query_one("#stream-rate", Static))
         assert screen.query_one("#stream-task", Static).content  # the episode it streamed
         assert "Press t to teach it negation" in text_of(status)
@@ -108,7 +125,9 @@ def test_mini_lab_screen_snapshot(tmp_path, snap_compare, tiny, monkeypatch):
     async def open_it(pilot):
         await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen))
         app.open_minilab()
-        await wait_until(pilot, lambda: isinstance(app.screen, MiniLabScreen) and len(app.screen.family_of) == 2)
+        await wait_until(
+            pilot, lambda: isinstance(app.screen, MiniLabScreen) and len(app.screen.family_of) == 2
+        )
         await pilot.pause()
 
     assert snap_compare(app, run_before=open_it, terminal_size=(110, 24))
