@@ -26,6 +26,8 @@ from looper_engine.errors import UserError
 from looper_engine.tasks.model import Task
 
 DEFAULT_MODEL = "mlx:models/minilab"
+#: The base model's four pretraining families, then three it has never seen.
+DEFAULT_FAMILIES = ("range_bound", "comparison", "arith_op", "negation", "bool_op", "index_pick", "acc_init")
 
 
 def _default_train() -> TrainConfig:
@@ -49,7 +51,9 @@ class MiniLabSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(DEFAULT_MODEL, description="the base model, an mlx:PATH")
-    families: list[str] = Field(default_factory=list, description="world families shown; empty = all")
+    families: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_FAMILIES), description="world families shown; empty = all"
+    )
     per_family: int = Field(3, ge=1, description="round tasks per family")
     round_seed: int = Field(9001, description="world seed of the round tasks")
     teach_seed: int = Field(9002, description="world seed of the tasks the oracle teaches on")
