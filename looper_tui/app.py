@@ -24,6 +24,7 @@ from textual.theme import Theme
 
 from looper_engine.agent.runner import Runner
 from looper_engine.errors import UserError
+from looper_engine.evaluation.minilab import MiniLabSettings
 from looper_engine.events import LoopAlarm
 from looper_engine.models.base import Backend
 from looper_engine.store.db import DEFAULT_DB
@@ -84,8 +85,11 @@ class LooperApp(App[int]):
         workspace_parent: Path | None = None,
         blink: bool = True,
         adapters_dir: Path = Path("adapters"),
+        minilab: MiniLabSettings | None = None,
     ) -> None:
         super().__init__()
+        #: What the welcome screen's mini-lab runs (its model, families, training).
+        self.minilab = minilab or MiniLabSettings()
         #: Where the training screen writes adapters (`adapters/<id>/`, mlx-lm's layout).
         self.adapters_dir = adapters_dir
         self.clock = clock
@@ -261,6 +265,17 @@ class LooperApp(App[int]):
 
     def start_demo(self) -> Runner | None:
         return self.start_run(RunRequest(rate=self.settings.demo_rate, name="demo"))
+
+    def open_minilab(self) -> None:
+        """Watch a model learn: the mini-lab screen, or one line saying how to get its model."""
+        from looper_engine.evaluation.minilab import model_problem
+        from looper_tui.screens.minilab import MiniLabScreen
+
+        problem = model_problem(self.minilab)
+        if problem is not None:
+            self.notify(problem, title="The mini-lab cannot start", severity="warning", timeout=10)
+            return
+        self.push_screen(MiniLabScreen(self.minilab))
 
     def start_fork(self, episode_id: str, step: int, *, system_prompt: str | None, model: str | None,
                    rate: float) -> None:

@@ -127,9 +127,13 @@ class Lab:
         tasks: list[Task] | None = None,
         backend: Backend | None = None,
         start_paused: bool = False,
+        config: AgentConfig | None = None,
+        suite: str | None = None,
     ) -> Runner:
         """Build a run (UserError on a bad suite, task pattern or model spec); its episodes
-        and their controls exist at once, so a screen can show them before they start."""
+        and their controls exist at once, so a screen can show them before they start.
+        `config` replaces the request's agent config and `suite` its suite's name (for
+        callers that bring their own tasks, such as the mini-lab)."""
         if tasks is None:
             tasks = select_tasks(load_suite(request.suite), request.tasks or None)
         if not tasks:
@@ -139,9 +143,9 @@ class Lab:
         runner = Runner(
             tasks,
             backend,
-            request.agent_config(),
+            config or request.agent_config(),
             self.bus,
-            suite=request.suite,
+            suite=suite or request.suite,
             concurrency=request.concurrency,
             name=request.name,
             start_paused=start_paused,

@@ -20,6 +20,9 @@ Strategies:
     ewc       the same, with an elastic penalty that holds weights the earlier data needs
     routing   one adapter per task family; a task is routed to its family's adapter
     merge     a fresh adapter per chunk, then the average of all chunks' adapters
+    cumulative  retrain from the base model on every chunk seen so far (the joint upper bound)
+    share     a shared low-rank basis from the SVD of the earlier adapters' updates; only the
+              coefficients in that basis are trained on a new chunk
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from looper_engine.consolidation.adapter_files import (
     AdapterConfig,
@@ -80,6 +83,7 @@ class StrategyPlan(BaseModel):
         default_factory=dict, description="routing: families kept as they were"
     )
     merge_sources: list[Path] = Field(default_factory=list, description="merge: earlier per-chunk adapters")
+    basis_sources: list[Path] = Field(default_factory=list, description="share: adapters spanning the basis")
     notes: list[str] = Field(default_factory=list)
 
     def summary(self) -> str:
@@ -654,8 +658,268 @@ class MergeStrategy(Strategy):
         )
 
 
+class CumulativeStrategy(Strategy):
+    """Joint training, the upper bound every table shows: each chunk retrains a fresh adapter
+    from the base model on every row seen so far (earlier chunks and the new one, shuffled
+    with the seed). Nothing is carried over, so nothing can be forgotten; its cost grows
+    with the stream (the same `iters` now cover more rows)."""
+
+    name = "cumulative"
+    description = "retrain from the base model on every chunk seen so far"
+
+    def __init__(self, seed: int = 0, warm_start: bool = False) -> None:
+        super().__init__(seed, warm_start=False)
+        if warm_start:
+            raise UserError("the cumulative strategy always trains from the base model (warm_start = false)")
+
+    def prepare(
+        self,
+        new_rows: Rows,
+        history: list[Rows],
+        previous_adapters: list[Path],
+        *,
+        valid_rows: Rows | None = None,
+    ) -> StrategyPlan:
+        if not new_rows:
+            raise UserError("the cumulative strategy got no new rows to train on")
+        earlier = _flatten(history)
+        rows = earlier + list(new_rows)
+        random.Random(self.seed).shuffle(rows)
+        job = TrainJob(name="main", train_rows=rows, valid_rows=list(valid_rows or []))
+        notes = [f"joint training from the base model on {len(earlier)} earlier and {len(new_rows)} new rows"]
+        return StrategyPlan(strategy=self.name, jobs=[job], notes=notes)
+
+
+class ShareBasis(BaseModel):
+    """The shared basis of one adapted linear layer: update = scale * A @ C @ B."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    a: Any = Field(description="(in, m): orthonormal columns spanning the earlier updates' inputs")
+    b: Any = Field(description="(m, out): orthonormal rows spanning the earlier updates' outputs")
+    coef: Any = Field(description="(m, m): the starting coefficients")
+    energy: float = Field(description="share of the earlier updates' squared singular values kept")
+
+
+def share_basis(
+    adapters: list[Path], rank: int, *, start_from: Path | None = None, scale: float | None = None
+) -> tuple[dict[str, ShareBasis], AdapterConfig]:
+    """Per adapted layer, the top-`rank` singular directions of the earlier adapters' updates
+    D_i = scale_i * A_i @ B_i: left ones from [D_1 ... D_n], right ones from [D_1; ...; D_n].
+    Computed from QR factors of the stacked LoRA matrices, so no full (in, out) matrix is
+    formed. `start_from` (an adapter) gives the starting coefficients: its update projected
+    onto the basis; else zeros (the base model). Returns the bases by module name and the
+    first adapter's config (layers, keys)."""
+    import numpy as np
+
+    if not adapters:
+        raise UserError("share needs at least one earlier adapter to span its basis")
+    cfgs = [read_adapter_config(a) for a in adapters]
+    tensors = [load_adapter_weights(a) for a in adapters]
+    first = cfgs[0]
+    for a, cfg, t in zip(adapters, cfgs, tensors, strict=True):
+        if cfg.fine_tune_type != "lora":
+            raise UserError(
+                f"{a} is a {cfg.fine_tune_type} fine-tune; share builds its basis from LoRA adapters"
+            )
+        if cfg.num_layers != first.num_layers or cfg.lora_parameters.keys != first.lora_parameters.keys:
+            raise UserError(f"{a} adapts different layers than {adapters[0]}")
+        if set(t) != set(tensors[0]):
+            raise UserError(f"{a} holds different tensors than {adapters[0]}")
+    out_scale = scale if scale is not None else first.lora_parameters.scale
+    start = load_adapter_weights(start_from) if start_from is not None else None
+    start_scale = read_adapter_config(start_from).lora_parameters.scale if start_from is not None else 0.0
+    names = sorted(k[: -len(".lora_a")] for k in tensors[0] if k.endswith(".lora_a"))
+    bases: dict[str, ShareBasis] = {}
+    for name in names:
+        a_list = [np.asarray(t[f"{name}.lora_a"], dtype=np.float64) for t in tensors]
+        b_list = [
+            np.asarray(t[f"{name}.lora_b"], dtype=np.float64) * c.lora_parameters.scale
+            for t, c in zip(tensors, cfgs, strict=True)
+        ]
+        # [D_1 ... D_n] = Qa @ hstack(Ra_i @ B_i): the SVD of the small right factor gives the
+        # left singular vectors; the right side is the same with the roles swapped.
+        qa, ra = np.linalg.qr(np.hstack(a_list))
+        qb, rb = np.linalg.qr(np.hstack([b.T for b in b_list]))
+        cuts = np.cumsum([0] + [x.shape[1] for x in a_list])
+        left = np.hstack([ra[:, cuts[i] : cuts[i + 1]] @ b_list[i] for i in range(len(a_list))])
+        right = np.hstack([rb[:, cuts[i] : cuts[i + 1]] @ a_list[i].T for i in range(len(a_list))])
+        ul, sl, _ = np.linalg.svd(left, full_matrices=False)
+        ur, _, _ = np.linalg.svd(right, full_matrices=False)
+        m = min(rank, ul.shape[1], ur.shape[1])
+        basis_a = qa @ ul[:, :m]
+        basis_b = (qb @ ur[:, :m]).T
+        total = float((sl**2).sum())
+        energy = float((sl[:m] ** 2).sum() / total) if total > 0 else 1.0
+        coef = np.zeros((m, m))
+        if start is not None:
+            delta_a = np.asarray(start[f"{name}.lora_a"], dtype=np.float64)
+            delta_b = np.asarray(start[f"{name}.lora_b"], dtype=np.float64) * start_scale
+            coef = (basis_a.T @ delta_a) @ (delta_b @ basis_b.T) / out_scale
+        bases[name] = ShareBasis(
+            a=basis_a.astype(np.float32),
+            b=basis_b.astype(np.float32),
+            coef=coef.astype(np.float32),
+            energy=energy,
+        )
+    ranks = {v.a.shape[1] for v in bases.values()}
+    if len(ranks) != 1:
+        raise UserError(f"the earlier adapters span bases of different ranks per layer ({sorted(ranks)})")
+    return bases, first
+
+
+class ShareHooks(TrainHooks):
+    """Puts a `_ShareLinear` (frozen basis, trainable coefficients) in place of each LoRA
+    layer, so only the coefficients train, and writes the result back as a plain LoRA
+    adapter of rank m (lora_a = A, lora_b = C @ B) that loads anywhere a LoRA does."""
+
+    def __init__(self, sources: list[Path], rank: int, start_from: Path | None) -> None:
+        self.sources = sources
+        self.rank = rank
+        self.start_from = start_from
+        self.bases: dict[str, ShareBasis] = {}
+        self.scale = 1.0
+
+    def on_model_ready(self, model: Any, tokenizer: Any, config: TrainConfig) -> None:
+        import mlx.core as mx
+        from mlx.utils import tree_unflatten
+        from mlx_lm.tuner.lora import LoRALinear
+
+        if config.fine_tune_type != "lora":
+            raise UserError("the share strategy trains LoRA coefficients; fine_tune_type must be lora")
+        self.scale = config.scale
+        self.bases, _ = share_basis(self.sources, self.rank, start_from=self.start_from, scale=config.scale)
+        lora_layers = {n: m for n, m in model.named_modules() if isinstance(m, LoRALinear)}
+        if set(lora_layers) != set(self.bases):
+            missing = sorted(set(lora_layers) ^ set(self.bases))
+            raise UserError(
+                f"the earlier adapters adapt other layers than this run (e.g. {missing[0]}); "
+                "use the same num_layers and keys"
+            )
+        share_cls = _share_linear_class()
+        swapped = []
+        for n, module in lora_layers.items():
+            basis = self.bases[n]
+            swapped.append(
+                (
+                    n,
+                    share_cls(
+                        module.linear, mx.array(basis.a), mx.array(basis.b), mx.array(basis.coef), self.scale
+                    ),
+                )
+            )
+        model.update_modules(tree_unflatten(swapped))
+        model.freeze()
+        for n, _ in swapped:
+            dict(model.named_modules())[n].unfreeze(recurse=False, keys=["coef"])
+        mx.eval(model.parameters())
+
+    def export(
+        self, model: Any, weights: dict[str, Any], config: AdapterConfig
+    ) -> tuple[dict[str, Any], AdapterConfig]:
+        out: dict[str, Any] = {}
+        for key, coef in weights.items():
+            name = key[: -len(".coef")]
+            basis = self.bases[name]
+            import mlx.core as mx
+
+            out[f"{name}.lora_a"] = mx.array(basis.a)
+            out[f"{name}.lora_b"] = coef @ mx.array(basis.b)
+        rank = next(iter(self.bases.values())).a.shape[1] if self.bases else config.lora_parameters.rank
+        params = config.lora_parameters.model_copy(update={"rank": rank, "scale": self.scale})
+        return out, config.model_copy(update={"lora_parameters": params})
+
+    def adapter_metadata(self) -> dict[str, Any]:
+        energies = [b.energy for b in self.bases.values()]
+        return {
+            "share_basis_from": [str(Path(p).resolve()) for p in self.sources],
+            "share_rank": self.rank,
+            "share_energy_min": min(energies) if energies else None,
+        }
+
+
+def _share_linear_class() -> type:
+    import mlx.nn as nn
+
+    class _ShareLinear(nn.Module):
+        def __init__(self, linear: Any, basis_a: Any, basis_b: Any, coef: Any, scale: float) -> None:
+            super().__init__()
+            self.linear = linear
+            self.basis_a = basis_a
+            self.basis_b = basis_b
+            self.coef = coef
+            self.scale = scale
+
+        def __call__(self, x: Any) -> Any:
+            return self.linear(x) + self.scale * (((x @ self.basis_a) @ self.coef) @ self.basis_b)
+
+    return _ShareLinear
+
+
+class ShareStrategy(Strategy):
+    """Shared-subspace continual learning. The first chunk trains an ordinary LoRA adapter
+    (there is no basis yet). Every later chunk builds, per layer, a basis of `basis_rank`
+    directions from the SVD of all earlier adapters' updates (see share_basis) and trains
+    only the (m, m) coefficients in it, starting from the last adapter's update projected
+    onto the basis (from zero with warm_start false). New knowledge has to fit the subspace
+    the earlier chunks found: few parameters per chunk, so it should learn less and forget
+    less than naive fine-tuning. The result is a plain LoRA adapter of rank m."""
+
+    name = "share"
+    description = "train only coefficients in a shared basis from the SVD of earlier adapters"
+
+    def __init__(self, seed: int = 0, warm_start: bool = True, basis_rank: int = 16) -> None:
+        super().__init__(seed, warm_start)
+        if basis_rank < 1:
+            raise UserError(f"basis_rank must be >= 1, got {basis_rank}")
+        self.basis_rank = basis_rank
+
+    def options(self) -> dict[str, Any]:
+        return {**super().options(), "basis_rank": self.basis_rank}
+
+    def prepare(
+        self,
+        new_rows: Rows,
+        history: list[Rows],
+        previous_adapters: list[Path],
+        *,
+        valid_rows: Rows | None = None,
+    ) -> StrategyPlan:
+        if not new_rows:
+            raise UserError("the share strategy got no new rows to train on")
+        job = TrainJob(name="main", train_rows=list(new_rows), valid_rows=list(valid_rows or []))
+        if not previous_adapters:
+            note = "no earlier adapter: training an ordinary LoRA adapter, which spans the basis from now on"
+            return StrategyPlan(strategy=self.name, jobs=[job], notes=[note])
+        notes = [
+            f"coefficients only, in a rank-{self.basis_rank} basis from {len(previous_adapters)} earlier adapters"
+            + (" (starting from the last one)" if self.warm_start else " (starting from zero)")
+        ]
+        return StrategyPlan(
+            strategy=self.name,
+            jobs=[job],
+            basis_sources=[Path(p) for p in previous_adapters],
+            previous_adapter=Path(previous_adapters[-1]) if self.warm_start else None,
+            notes=notes,
+        )
+
+    def hooks(self, plan: StrategyPlan, job: TrainJob) -> TrainHooks | None:
+        if not plan.basis_sources:
+            return None
+        return ShareHooks(plan.basis_sources, self.basis_rank, plan.previous_adapter)
+
+
 _CLASSES: dict[str, type[Strategy]] = {
-    cls.name: cls for cls in (NaiveStrategy, ReplayStrategy, EwcStrategy, RoutingStrategy, MergeStrategy)
+    cls.name: cls
+    for cls in (
+        NaiveStrategy,
+        ReplayStrategy,
+        EwcStrategy,
+        RoutingStrategy,
+        MergeStrategy,
+        CumulativeStrategy,
+        ShareStrategy,
+    )
 }
 STRATEGIES: tuple[str, ...] = tuple(_CLASSES)
 

@@ -62,10 +62,18 @@ _ROW_KEYS = ("messages", "tools")
 
 
 class TrainConfig(BaseModel):
-    """LoRA hyperparameters and the training schedule."""
+    """LoRA hyperparameters and the training schedule.
+
+    `fine_tune_type = "full"` trains the model's own weights instead of LoRA layers: every
+    weight when `num_layers` is -1 (embeddings and norms included), else the last
+    `num_layers` blocks. The result is still an adapter folder, in mlx-lm's layout for a
+    full fine-tune (`fine_tune_type: "full"` in adapter_config.json, the trained weights in
+    adapters.safetensors), so `mlx_lm.load(model, adapter_path=DIR)`, `mlx:PATH@ID` and
+    the registry treat it like any adapter; the LoRA settings are recorded but unused."""
 
     model_config = ConfigDict(extra="forbid")
 
+    fine_tune_type: Literal["lora", "full"] = Field("lora", description="LoRA layers, or the full weights")
     rank: int = Field(16, ge=1, description="LoRA rank")
     scale: float = Field(20.0, gt=0, description="LoRA scale (mlx-lm's name; not alpha)")
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
@@ -171,6 +179,13 @@ class TrainHooks:
     def adapter_metadata(self) -> dict[str, Any]:
         """Extra facts stored under `looper` in the adapter's config."""
         return {}
+
+    def export(
+        self, model: Any, weights: dict[str, Any], config: AdapterConfig
+    ) -> tuple[dict[str, Any], AdapterConfig]:
+        """The tensors and config to write for the trained weights (checkpoints included):
+        a strategy that trains a reparametrised adapter turns it back into mlx-lm's layout."""
+        return weights, config
 
 
 class _Cancelled(Exception):
@@ -423,6 +438,12 @@ def _merge_curve(curve: dict[int, CurvePoint], point: CurvePoint) -> None:
 
 
 def _check_same_lora(cfg: TrainConfig, other: AdapterConfig, n_layers: int, where: str) -> None:
+    if other.fine_tune_type != cfg.fine_tune_type:
+        raise UserError(
+            f"{where} is a {other.fine_tune_type} fine-tune; this run asks for {cfg.fine_tune_type}"
+        )
+    if cfg.fine_tune_type == "full":
+        return
     mine_layers = min(n_layers, cfg.num_layers) if cfg.num_layers > 0 else n_layers
     theirs_layers = min(other.num_layers, n_layers) if other.num_layers > 0 else n_layers
     mine = (cfg.rank, cfg.scale, cfg.keys, mine_layers)
@@ -500,7 +521,14 @@ def train_adapter(
         mx.random.seed(config.seed)
         model.freeze()
         lora_cfg = config.lora_parameters()
-        linear_to_lora_layers(model, layers, lora_cfg.model_dump(exclude_none=True))
+        if config.fine_tune_type == "full":
+            if config.num_layers == -1:
+                model.unfreeze()
+            else:
+                for block in model.layers[-layers:]:
+                    block.unfreeze()
+        else:
+            linear_to_lora_layers(model, layers, lora_cfg.model_dump(exclude_none=True))
         if init_cfg is not None and init_adapter is not None:
             _check_same_lora(config, init_cfg, n_layers, f"initial adapter {init_adapter}")
             model.load_weights(list(load_adapter_weights(init_adapter).items()), strict=False)
@@ -577,7 +605,7 @@ def train_adapter(
         ckpt_root = out_dir / CHECKPOINTS_DIR
         fingerprint = _fingerprint(train_clean)
         adapter_cfg = AdapterConfig(
-            fine_tune_type="lora",
+            fine_tune_type=config.fine_tune_type,
             num_layers=layers,
             lora_parameters=lora_cfg,
             model=str(model_path),
@@ -624,10 +652,13 @@ def train_adapter(
             ckpt_cfg = adapter_cfg.model_copy(
                 update={"looper": {**adapter_cfg.looper, "checkpoint_iteration": done}}
             )
+            ckpt_weights, ckpt_cfg = hooks.export(
+                model, dict(tree_flatten(model.trainable_parameters())), ckpt_cfg
+            )
             path = _write_checkpoint(
                 ckpt_root,
                 state,
-                dict(tree_flatten(model.trainable_parameters())),
+                ckpt_weights,
                 dict(tree_flatten(optimizer.state)),
                 ckpt_cfg,
             )
@@ -785,6 +816,7 @@ def train_adapter(
                     }
                 }
             )
+            weights, final_cfg = hooks.export(model, weights, final_cfg)
             write_adapter_atomically(out_dir, weights, final_cfg)
             if any(p.train_loss is not None and math.isnan(p.train_loss) for p in curve.values()):
                 notes.append("training loss became NaN; lower the learning rate")

@@ -842,7 +842,7 @@ class ExperimentRunner:
         if out_dir.exists():
             shutil.rmtree(out_dir)  # a night cut short: train it again from the start
         out_dir.parent.mkdir(parents=True, exist_ok=True)
-        train_cfg = self.spec.train.model_copy(update={"seed": seed})
+        train_cfg = self.spec.arm_train(arm.spec).model_copy(update={"seed": seed})
         model_path = resolve_model_path(BackendPool.base_spec(arm.model))
         loop = asyncio.get_running_loop()
         job_id = f"{self.exp_id}/{arm.name}/s{seed}/c{cycle}"
@@ -933,7 +933,11 @@ class ExperimentRunner:
             "data_hash": str(cand.data_stats.get("data_hash", "")),
             "data_stats": json.dumps(cand.data_stats),
             "hyperparams": json.dumps(
-                {**self.spec.train.model_dump(), "seed": seed, "strategy_options": arm.spec.strategy_options}
+                {
+                    **self.spec.arm_train(arm.spec).model_dump(),
+                    "seed": seed,
+                    "strategy_options": arm.spec.strategy_options,
+                }
             ),
             "curve": json.dumps(cand.curve),
             "metrics": json.dumps({"seconds": cand.seconds, "experiment": self.exp_id}),

@@ -12,6 +12,11 @@ the limits, as one TOML file validated by pydantic.
     families = ["off_by_one", "wrong_operator"]
     per_family = 3
 
+    # or the task world: `chunk_size` tasks per chunk, spread over the chunk's families and
+    # their training templates, drawn with `world_seed`
+    # source = "world"
+    # chunks = [["range_bound", "comparison"], ["negation"]]
+
     [heldout]
     families = ["async"]
 
@@ -28,6 +33,8 @@ the limits, as one TOML file validated by pydantic.
     name = "adapter"
     kind = "adapter"                # base | framework | adapter | prompt-skill | memory, or a
     strategy = "replay"             # combination such as "memory+adapter"
+    train = { rank = 64 }           # this arm's own TrainConfig settings (over [train]);
+                                    # fine_tune_type = "full" trains the full weights
 
 A bad file is a UserError of one line that names the file and the field:
 `exp.toml: arms[1].strategy: unknown strategy 'foo' (known: naive, replay, ...)`.
@@ -38,6 +45,7 @@ by `plan_experiment`, and models that do not load by `preflight`; all before any
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import re
 import tomllib
@@ -58,7 +66,9 @@ LAYERS: tuple[str, ...] = ("adapter", "prompt-skill", "memory")
 ARM_KINDS: tuple[str, ...] = ("base", "framework", *LAYERS)
 #: The zero-shot reference is recorded as an arm of this name; no arm may take it.
 ZERO_SHOT = "zero-shot"
-STRATEGY_NAMES: tuple[str, ...] = ("naive", "replay", "ewc", "routing", "merge")
+STRATEGY_NAMES: tuple[str, ...] = ("naive", "replay", "ewc", "routing", "merge", "cumulative", "share")
+#: Which templates of the task world a section draws from.
+WorldTemplates = Literal["train", "heldout", "all"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
@@ -82,8 +92,13 @@ class _Strict(BaseModel):
 class StreamSpec(_Strict):
     """Where the tasks come from, and their order."""
 
-    source: Literal["koans", "swe-bench-cl"] = "koans"
+    source: Literal["koans", "swe-bench-cl", "world"] = "koans"
     families: list[str] = Field(default_factory=list, description="koan families, in stream order")
+    chunks: list[list[str]] = Field(
+        default_factory=list, description="world: the families of each chunk, in stream order"
+    )
+    world_seed: int = Field(1, description="world: the seed instances are drawn with")
+    templates: WorldTemplates = Field("train", description="world: the templates stream tasks come from")
     tasks: list[str] = Field(default_factory=list, description="task id globs (koans) or instance ids")
     per_family: int | None = Field(None, ge=1, description="the first N tasks (by id) of each family")
     curriculum: Path | None = Field(None, description="SWE-Bench-CL curriculum JSON")
@@ -102,6 +117,16 @@ class StreamSpec(_Strict):
                 raise ValueError("families: koan families do not apply to the swe-bench-cl source")
         elif self.curriculum is not None or self.repos is not None or self.sequences:
             raise ValueError("curriculum: curriculum, repos and sequences need source = \"swe-bench-cl\"")
+        if self.source == "world":
+            if not self.chunks:
+                raise ValueError("chunks: the world source needs `chunks = [[family, ...], ...]`")
+            if self.families or self.tasks or self.per_family:
+                raise ValueError("families: the world source takes its families from `chunks`")
+            for i, chunk in enumerate(self.chunks):
+                if not chunk:
+                    raise ValueError(f"chunks: chunk {i} names no family")
+        elif self.chunks:
+            raise ValueError("chunks: chunks of families need source = \"world\"")
         return self
 
 
@@ -112,6 +137,10 @@ class HeldoutSpec(_Strict):
     tasks: list[str] = Field(default_factory=list)
     per_family: int | None = Field(None, ge=1)
     last: int | None = Field(None, ge=1, description="hold out the last N tasks of the stream instead")
+    templates: WorldTemplates = Field(
+        "all", description="world: the templates held-out tasks come from (heldout = unseen surfaces)"
+    )
+    world_seed: int | None = Field(None, description="world: default the stream's world_seed + 1")
 
 
 class LimitsSpec(_Strict):
@@ -154,6 +183,9 @@ class ArmSpec(_Strict):
     rules: int = Field(10, ge=1, le=50, description="prompt-skill: rules kept at most")
     memory_k: int = Field(3, ge=1, le=20, description="memory: similar past episodes in the prompt")
     extractor: Literal["auto", "llm", "deterministic"] = "auto"
+    train: dict[str, Any] = Field(
+        default_factory=dict, description="adapter arms: TrainConfig settings over the experiment's [train]"
+    )
 
     @field_validator("name")
     @classmethod
@@ -192,6 +224,15 @@ class ArmSpec(_Strict):
     def _config(cls, v: dict[str, Any]) -> dict[str, Any]:
         return _agent_overrides(v)
 
+    @field_validator("train")
+    @classmethod
+    def _train(cls, v: dict[str, Any]) -> dict[str, Any]:
+        try:
+            TrainConfig(**v)
+        except ValidationError as exc:
+            raise ValueError(_validation_line(exc)) from None
+        return v
+
     @field_validator("strategy")
     @classmethod
     def _strategy(cls, v: str | None) -> str | None:
@@ -215,6 +256,10 @@ class ArmSpec(_Strict):
             raise ValueError("strategy: only adapter arms train with a strategy")
         if self.strategy_options and "adapter" not in layers:
             raise ValueError("strategy_options: only adapter arms train with a strategy")
+        if self.train and "adapter" not in layers:
+            raise ValueError("train: only adapter arms train")
+        if self.train.get("fine_tune_type") == "full" and self.strategy_name() in ("merge", "share"):
+            raise ValueError(f"train: the {self.strategy_name()} strategy needs LoRA adapters, not full fine-tuning")
         if "adapter" in layers:
             from looper_engine.consolidation.strategies import get_strategy
 
@@ -306,6 +351,11 @@ class ExperimentSpec(_Strict):
                 raise ValueError(f"arms[{i}].name: two arms are called {arm.name!r}")
             seen.add(arm.name)
             if "adapter" in arm.layers:
+                if self.arm_train(arm).fine_tune_type == "full" and arm.strategy_name() in ("merge", "share"):
+                    raise ValueError(
+                        f"arms[{i}].train: the {arm.strategy_name()} strategy needs LoRA adapters, "
+                        "not full fine-tuning"
+                    )
                 model = arm.model or self.model
                 if not model.startswith("mlx:"):
                     raise ValueError(
@@ -333,7 +383,14 @@ class ExperimentSpec(_Strict):
             rules=10,
             memory_k=3,
             extractor="auto",
+            train={},
         )
+
+    def arm_train(self, arm: ArmSpec) -> TrainConfig:
+        """The TrainConfig an adapter arm trains with: [train], then the arm's own `train`."""
+        if not arm.train:
+            return self.train
+        return TrainConfig.model_validate({**self.train.model_dump(), **arm.train})
 
     def spec_hash(self) -> str:
         data = json.dumps(self.model_dump(mode="json"), sort_keys=True)
@@ -575,6 +632,62 @@ def _swe_stream(spec: ExperimentSpec, path: str) -> tuple[list[Any], list[Any]]:
     return tasks, heldout
 
 
+def _world_pick(tasks: list[Task], family: str, n: int) -> list[Task]:
+    """`n` tasks of one family, spread over its templates: instance 0 of every template,
+    then instance 1 ... (world ids sort by instance, then template)."""
+    return [t for t in tasks if t.family == family][:n]
+
+
+def _world_stream(spec: ExperimentSpec, path: str) -> tuple[list[Task], list[Task]]:
+    from looper_engine.tasks import world
+
+    st, held = spec.stream, spec.heldout
+    known = world.families()
+    for i, chunk in enumerate(st.chunks):
+        for k, fam in enumerate(chunk):
+            if fam not in known:
+                raise _error(path, f"stream.chunks[{i}][{k}]", f"unknown world family {fam!r} (known: {', '.join(known)})")
+    for i, fam in enumerate(held.families):
+        if fam not in known:
+            raise _error(path, f"heldout.families[{i}]", f"unknown world family {fam!r} (known: {', '.join(known)})")
+    if held.tasks:
+        raise _error(path, "heldout.tasks", "the world source holds out by families (heldout.families)")
+
+    def draw(families: list[str], per_family: list[int], seed: int, split: str) -> list[Task]:
+        if not families:
+            return []
+        per_template = 1
+        for fam, n in zip(families, per_family, strict=True):
+            shapes = world.train_templates(fam) if split == "train" else (
+                world.heldout_templates(fam) if split == "heldout" else world.templates(fam)
+            )
+            per_template = max(per_template, -(-n // max(len(shapes), 1)))
+        pool = world.generate(seed=seed, per_template=per_template, families=sorted(set(families)), split=split)
+        out: list[Task] = []
+        for fam, n in zip(families, per_family, strict=True):
+            got = _world_pick(pool, fam, n)
+            if len(got) < n:
+                raise _error(path, "stream.chunks", f"the world yields {len(got)} {fam} tasks, not {n}")
+            out.extend(got)
+        return out
+
+    stream: list[Task] = []
+    for chunk in st.chunks:
+        # chunk_size tasks, as evenly over the chunk's families as the division allows
+        share, extra = divmod(spec.chunk_size, len(chunk))
+        counts = [share + (1 if k < extra else 0) for k in range(len(chunk))]
+        picked = draw(chunk, counts, st.world_seed, st.templates)
+        # interleave the families, so a chunk cut short (max_tasks) still holds all of them
+        by_fam = [[t for t in picked if t.family == f] for f in chunk]
+        stream.extend(t for group in itertools.zip_longest(*by_fam) for t in group if t is not None)
+    heldout: list[Task] = []
+    if held.families:
+        n = held.per_family or spec.chunk_size
+        seed = held.world_seed if held.world_seed is not None else st.world_seed + 1
+        heldout = draw(held.families, [n] * len(held.families), seed, held.templates)
+    return stream, heldout
+
+
 def plan_experiment(spec: ExperimentSpec, path: str | Path = "experiment") -> ExperimentPlan:
     """Resolve the stream and the held-out set, cut the stream into chunks. UserError naming
     the field for anything that does not fit (an unknown family, a chunk larger than the stream,
@@ -583,8 +696,8 @@ def plan_experiment(spec: ExperimentSpec, path: str | Path = "experiment") -> Ex
     st = spec.stream
     tasks: dict[str, StreamTask] = {}
     source: TaskSource
-    if st.source == "koans":
-        stream_tasks, held_tasks = _koan_stream(spec, path)
+    if st.source in ("koans", "world"):
+        stream_tasks, held_tasks = (_koan_stream if st.source == "koans" else _world_stream)(spec, path)
         source = TaskSource(tasks={t.id: t for t in [*stream_tasks, *held_tasks]})
         stream_ids = [(t.id, t.family, t.statement) for t in stream_tasks]
         held_ids = [(t.id, t.family, t.statement) for t in held_tasks]

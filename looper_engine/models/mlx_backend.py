@@ -10,7 +10,10 @@ crosses back to the loop in batches (at most one hop per FLUSH_INTERVAL_S), neve
 round trip per token.
 
 Swapping adapters keeps the base weights: the LoRA layers are put in once from the adapter's
-config, and another adapter with the same config only replaces their weights.
+config, and another adapter with the same config only replaces their weights. A full
+fine-tune (`fine_tune_type: "full"`, mlx-lm's layout: the trained weights themselves in
+adapters.safetensors) replaces the base weights it covers; the base's own arrays are kept
+aside, so swapping back to the base or to a LoRA adapter restores them exactly.
 """
 
 from __future__ import annotations
@@ -115,6 +118,8 @@ class MlxBackend(Backend):
         self._model: Any = None
         self._tokenizer: Any = None
         self._lora_sig: str | None = None
+        self._base_weights: dict[str, Any] | None = None
+        self._full_loaded = False
         self.adapter_path: Path | None = None
         self._adapter_name: str | None = None
         self._pending_adapter = resolve_adapter(adapter, self.adapters_dir) if adapter else None
@@ -233,6 +238,7 @@ class MlxBackend(Backend):
 
         if path is None:
             self._strip_lora_sync()
+            self._restore_base_weights_sync()
             self.adapter_path, self._adapter_name = None, None
             self._set_names(None)
             return
@@ -242,8 +248,12 @@ class MlxBackend(Backend):
         except Exception as e:  # a broken file the user pointed at
             raise UserError(f"cannot read the adapter at {path}: {_one_line(e)}") from None
         kind = config.get("fine_tune_type", "lora")
+        if kind == "full":
+            self._load_full_sync(path, name, weights)
+            return
         if kind not in ("lora", "dora"):
-            raise UserError(f"{path} holds a {kind} fine-tune, not a LoRA adapter; load it as a model folder")
+            raise UserError(f"{path} holds a {kind} fine-tune, which Looper cannot load as an adapter")
+        self._restore_base_weights_sync()
         sig = _lora_signature(config)
         previous = (self.adapter_path, self._adapter_name)
         relayered = sig != self._lora_sig
@@ -282,6 +292,39 @@ class MlxBackend(Backend):
                 f"(e.g. {uncovered[0]})"
             )
         self._model.load_weights(list(weights.items()), strict=False)
+        self._model.eval()
+        mx.eval(self._model.parameters())
+        self.adapter_path, self._adapter_name = path, name
+        self._set_names(name)
+
+    def _restore_base_weights_sync(self) -> None:
+        if self._full_loaded and self._base_weights is not None:
+            self._model.load_weights(list(self._base_weights.items()), strict=False)
+            self._full_loaded = False
+
+    def _load_full_sync(self, path: Path, name: str | None, weights: dict[str, Any]) -> None:
+        """Put a full fine-tune's weights in place of the base weights they cover."""
+        import mlx.core as mx
+        from mlx.utils import tree_flatten
+
+        self._strip_lora_sync()
+        self._restore_base_weights_sync()
+        params = dict(tree_flatten(self._model.parameters()))
+        misfits = [
+            f"{k} {tuple(w.shape)}" + (f" vs {tuple(params[k].shape)}" if k in params else " has no place")
+            for k, w in weights.items()
+            if k not in params or tuple(params[k].shape) != tuple(w.shape)
+        ]
+        if misfits:
+            raise UserError(
+                f"full fine-tune {path} was made for another base model: {len(misfits)} of its {len(weights)} "
+                f"tensors do not fit {self.path.name} (e.g. {misfits[0]})"
+            )
+        if self._base_weights is None:
+            # mlx arrays are immutable: holding the references keeps the base intact.
+            self._base_weights = params
+        self._model.load_weights(list(weights.items()), strict=False)
+        self._full_loaded = True
         self._model.eval()
         mx.eval(self._model.parameters())
         self.adapter_path, self._adapter_name = path, name

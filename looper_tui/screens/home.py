@@ -1,5 +1,6 @@
 """The lab home: the runs and episodes in the database, newest first, and where new runs
-start. An empty lab offers a watchable demo run."""
+start. An empty lab offers the mini-lab (a real model learning, live) and a watchable
+scripted demo run."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class HomeScreen(Screen[None]):
     BINDINGS = [
         Binding("n", "app.new_run", "New run"),
         Binding("d", "demo", "Demo run"),
+        Binding("m", "minilab", "Watch a model learn"),
         Binding("h", "history", "History"),
         Binding("r", "reload", "Reload"),
         Binding("t", "app.training", "Training"),
@@ -74,7 +76,9 @@ class HomeScreen(Screen[None]):
         with Vertical(id="welcome"):
             yield Static(self._welcome_text(), id="welcome-text")
             with Center(), Horizontal(id="welcome-buttons"):
-                yield Button("Start the demo run", id="demo", variant="primary")
+                ready = self._minilab_problem() is None
+                yield Button("Watch a model learn", id="minilab", variant="primary" if ready else "default")
+                yield Button("Start the demo run", id="demo", variant="default" if ready else "primary")
                 yield Button("New run…", id="new-run")
         with Vertical(id="tables"):
             with Vertical(id="runs-pane") as runs_pane:
@@ -96,17 +100,36 @@ class HomeScreen(Screen[None]):
             (str(self.looper.lab.db_path), "$text-muted"),
         )
 
+    def _minilab_problem(self) -> str | None:
+        from looper_engine.evaluation.minilab import model_problem
+
+        return model_problem(self.looper.minilab)
+
     def _welcome_text(self) -> Content:
         rate = int(self.looper.settings.demo_rate)
+        problem = self._minilab_problem()
+        minilab = (
+            [("  Ready: press m.", "bold $success")]
+            if problem is None
+            else [("  Not here yet: ", "$warning"), (problem.split(": ", 1)[-1], "$warning")]
+        )
         return Content.assemble(
-            ("Welcome to Looper.\n\n", "bold"),
-            "No runs in this database yet. The demo runs the built-in koans (small Python bug "
-            "fixes with tests) with ",
+            ("Welcome to Looper.", "bold"),
+            " No runs in this database yet.\n\n",
+            ("Watch a model learn (m). ", "bold $accent"),
+            "A ~1M-parameter model, trained here from random weights on the task world, fixes "
+            "planted bugs live: its tokens stream with their rate. It solves the families it "
+            "was trained on and fails the rest. Press t to teach it one it fails, run the round "
+            "again, and see that family go from failed to solved, before and after side by side.",
+            *minilab,
+            "\n\n",
+            ("The scripted demo (d). ", "bold"),
+            "The built-in koans (small Python bug fixes with tests) with ",
             ("scripted:oracle", "bold $looper-scripted"),
-            f" streaming at {rate} tokens/s, two episodes at a time, so you can watch the agent "
-            "read, edit and test live.\n",
+            f" streaming at {rate} tokens/s, two episodes at a time: watch the agent read, edit "
+            "and test. ",
             ("scripted:oracle is a scripted policy: a demo and test driver, not a model.", "$looper-scripted"),
-            "\n\nPress enter to start it, or choose your own model and tasks with New run (n).",
+            "\n\nOr choose your own model and tasks with New run (n).",
         )
 
     def on_mount(self) -> None:
@@ -162,7 +185,8 @@ class HomeScreen(Screen[None]):
         empty = not data.runs and not data.episodes and not data.adapters
         self.set_class(empty, "-empty")
         if empty:
-            self.query_one("#demo", Button).focus()
+            ready = self._minilab_problem() is None
+            self.query_one("#minilab" if ready else "#demo", Button).focus()
             return
         self._fill_runs(data)
         self._fill_episodes(data)
@@ -340,6 +364,13 @@ class HomeScreen(Screen[None]):
 
     def action_demo(self) -> None:
         self.post_message(StartDemo())
+
+    def action_minilab(self) -> None:
+        self.looper.open_minilab()
+
+    @on(Button.Pressed, "#minilab")
+    def _minilab_pressed(self) -> None:
+        self.action_minilab()
 
     @on(Button.Pressed, "#demo")
     def _demo_pressed(self) -> None:

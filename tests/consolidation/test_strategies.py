@@ -37,14 +37,20 @@ def previous(tiny_model: Path, rows: list, tmp_path_factory: pytest.TempPathFact
 
 
 def test_unknown_names_and_options_are_user_errors() -> None:
-    assert STRATEGIES == ("naive", "replay", "ewc", "routing", "merge")
-    with pytest.raises(UserError, match="known strategies: naive, replay, ewc, routing, merge"):
+    assert STRATEGIES == ("naive", "replay", "ewc", "routing", "merge", "cumulative", "share")
+    with pytest.raises(
+        UserError, match="known strategies: naive, replay, ewc, routing, merge, cumulative, share"
+    ):
         get_strategy("distill")
     with pytest.raises(UserError, match="bad option for strategy replay"):
         get_strategy("replay", ratio=0.3)
     with pytest.raises(UserError, match="replay_ratio"):
         get_strategy("replay", replay_ratio=1.0)
     assert get_strategy(" EWC ").name == "ewc"
+    with pytest.raises(UserError, match="always trains from the base model"):
+        get_strategy("cumulative", warm_start=True)
+    with pytest.raises(UserError, match="basis_rank"):
+        get_strategy("share", basis_rank=0)
 
 
 def test_replay_mixes_the_requested_share_of_earlier_rows(rows: list) -> None:
@@ -189,3 +195,76 @@ def test_delta_merge_is_the_exact_average_of_the_updates(tiny_model: Path, tmp_p
     assert not (tmp_path / "ab").exists()
     meta = json.loads((merged / "adapter_config.json").read_text())["looper"]
     assert meta["merge_weights"] == [0.25, 0.75]
+
+
+def test_cumulative_retrains_from_the_base_on_every_chunk_seen(
+    previous: StrategyOutcome, tiny_model: Path, rows: list, tmp_path: Path
+) -> None:
+    files, where, tests = (family_rows(rows, f) for f in ("files", "where", "tests"))
+    plan = get_strategy("cumulative", seed=3).prepare(tests, [files, where], [previous.adapter_dir])
+    job = plan.jobs[0]
+    assert job.init_adapter is None  # never continues an earlier adapter
+    assert sorted(map(str, job.train_rows)) == sorted(map(str, files + where + tests))
+    assert job.train_rows != files + where + tests  # shuffled with the seed
+    assert get_strategy("cumulative", seed=3).prepare(tests, [files, where], []).jobs == plan.jobs
+
+    outcome = get_strategy("cumulative").consolidate(
+        tiny_model, where, [files], [previous.adapter_dir], tmp_path / "c", TINY_RUN, valid_rows=files
+    )
+    assert outcome.status == "finished"
+    looper = read_adapter_config(outcome.adapter_dir).looper
+    assert looper["train_samples"] == len(files) + len(where) and looper["init_adapter"] is None
+    # its first evaluation is the base model's, not the previous adapter's
+    base_loss = previous.results["main"].curve[0].val_loss
+    assert outcome.results["main"].curve[0].val_loss == pytest.approx(base_loss, rel=1e-5)
+    verify_adapter_loads(tiny_model, outcome.adapter_dir)
+
+
+def _residual(vectors: mx.array, basis: mx.array) -> float:
+    """How much of `vectors` (columns) lies outside the column span of `basis`."""
+    q, _ = mx.linalg.qr(basis, stream=mx.cpu)
+    rest = vectors - q @ (q.T @ vectors)
+    return (mx.sum(rest**2) / mx.sum(vectors**2)).item()
+
+
+def test_share_trains_only_coefficients_in_the_earlier_adapters_basis(
+    previous: StrategyOutcome, tiny_model: Path, rows: list, tmp_path: Path
+) -> None:
+    files, where = family_rows(rows, "files"), family_rows(rows, "where")
+    first = get_strategy("share").prepare(files, [], [])
+    assert first.basis_sources == [] and "ordinary LoRA" in first.notes[0]
+
+    share = get_strategy("share", basis_rank=16)
+    run = TrainConfig(iters=6, steps_per_report=1, steps_per_eval=6, save_every=6)
+    outcome = share.consolidate(
+        tiny_model, where, [files], [previous.adapter_dir], tmp_path / "s", run, valid_rows=files
+    )
+    assert outcome.status == "finished"
+    cfg = read_adapter_config(outcome.adapter_dir)
+    assert cfg.fine_tune_type == "lora" and cfg.lora_parameters.rank == 16
+    assert cfg.looper["share_basis_from"] == [str(previous.adapter_dir.resolve())]
+    verify_adapter_loads(tiny_model, outcome.adapter_dir)
+    # the rank-16 basis spans the rank-16 previous adapter exactly, so the warm start is
+    # the previous adapter itself: same loss on the earlier family before the first step
+    curve = outcome.results["main"].curve
+    assert curve[0].val_loss == pytest.approx(previous.results["main"].final_val_loss(), rel=1e-4)
+    # the new update stays inside the earlier update's input and output subspaces ...
+    new, old = load_adapter_weights(outcome.adapter_dir), load_adapter_weights(previous.adapter_dir)
+    key = "model.layers.1.self_attn.q_proj"
+    assert _residual(new[f"{key}.lora_a"], old[f"{key}.lora_a"]) < 1e-8
+    assert _residual(new[f"{key}.lora_b"].T, old[f"{key}.lora_b"].T) < 1e-8
+    # ... and yet it moved: the coefficients were trained
+    moved = sum(
+        mx.sum(
+            (new[f"{k}.lora_a"] @ new[f"{k}.lora_b"] - old[f"{k}.lora_a"] @ old[f"{k}.lora_b"]) ** 2
+        ).item()
+        for k in {n.rsplit(".", 1)[0] for n in new}
+    )
+    assert moved > 1e-6
+
+    # a smaller basis keeps the strongest directions only
+    small = get_strategy("share", basis_rank=4).consolidate(
+        tiny_model, where, [files], [previous.adapter_dir], tmp_path / "s4", TINY_RUN
+    )
+    assert read_adapter_config(small.adapter_dir).lora_parameters.rank == 4
+    assert 0 < read_adapter_config(small.adapter_dir).looper["share_energy_min"] < 1

@@ -84,7 +84,7 @@ BAD = {
     ),
     "unknown strategy": (
         GOOD.replace("scripted:wrong-fix", "mlx:/nowhere") + '[[arms]]\nname = "x"\nkind = "adapter"\nstrategy = "foo"\n',
-        "arms[1].strategy: unknown strategy 'foo' (known: naive, replay, ewc, routing, merge)",
+        "arms[1].strategy: unknown strategy 'foo' (known: naive, replay, ewc, routing, merge, cumulative, share)",
     ),
     "chunk larger than the stream": (
         GOOD.replace("chunk_size = 2", "chunk_size = 9"),
@@ -103,6 +103,10 @@ BAD = {
         GOOD + '[[arms]]\nname = "x"\nkind = "memory"\n',
         "gate: a frozen set of at most 4 tasks can never reject at alpha 0.05 (losing all 4 gives p = 0.0625); "
         "the smallest frozen set that can work has 5 tasks",
+    ),
+    "misspelt train setting of an arm": (
+        GOOD.replace("scripted:wrong-fix", "mlx:/nowhere") + '[[arms]]\nname = "x"\nkind = "adapter"\ntrain = { rnk = 4 }\n',
+        "arms[1].train.rnk: unknown setting",
     ),
     "misspelt setting": (
         GOOD + '[[arms]]\nname = "x"\nmodle = "scripted:oracle"\n',
@@ -156,3 +160,76 @@ def test_a_gate_is_refused_only_when_it_can_never_reject() -> None:
     with pytest.raises(UserError, match=r"^exp: gate: a frozen set of at most 4 tasks .* gate\.max_tasks >= 5"):
         plan_experiment(parse_experiment(long, "exp"), "exp")
     plan_experiment(parse_experiment(long.replace("max_tasks = 4", "max_tasks = 5"), "exp"), "exp")
+ADAPTERS = GOOD.replace("scripted:wrong-fix", "mlx:/nowhere") + """
+[train]
+iters = 30
+rank = 16
+[[arms]]
+name = "full"
+kind = "adapter"
+train = { fine_tune_type = "full", learning_rate = 1e-4 }
+[[arms]]
+name = "r4"
+kind = "adapter"
+train = { rank = 4 }
+"""
+
+
+def test_an_arm_trains_with_its_own_settings_over_the_experiments() -> None:
+    spec = parse_experiment(ADAPTERS)
+    base, full, r4 = spec.arms
+    assert spec.arm_train(base) == spec.train
+    assert (spec.arm_train(full).fine_tune_type, spec.arm_train(full).learning_rate) == ("full", 1e-4)
+    assert (spec.arm_train(full).iters, spec.arm_train(full).rank) == (30, 16)
+    assert (spec.arm_train(r4).rank, spec.arm_train(r4).fine_tune_type, spec.arm_train(r4).iters) == (4, "lora", 30)
+    assert spec.spec_hash() != parse_experiment(ADAPTERS.replace("rank = 4", "rank = 8")).spec_hash()
+    with pytest.raises(UserError, match=r"arms\[1\]\.train: the share strategy needs LoRA adapters"):
+        parse_experiment(ADAPTERS.replace('name = "full"', 'name = "full"\nstrategy = "share"'), "exp")
+    with pytest.raises(UserError, match=r"arms\[3\]\.train: the merge strategy needs LoRA adapters"):
+        parse_experiment(ADAPTERS.replace('iters = 30', 'iters = 30\nfine_tune_type = "full"')
+                         + '[[arms]]\nname = "m"\nkind = "adapter"\nstrategy = "merge"\n', "exp")
+    with pytest.raises(UserError, match=r"arms\[0\]\.train: only adapter arms train"):
+        parse_experiment(GOOD.replace('name = "base"', 'name = "base"\ntrain = { rank = 4 }'), "exp")
+
+
+WORLD = """
+model = "scripted:oracle"
+chunk_size = 12
+[stream]
+source = "world"
+chunks = [["range_bound", "comparison"], ["negation"]]
+[heldout]
+families = ["negation"]
+per_family = 4
+templates = "heldout"
+[[arms]]
+name = "base"
+"""
+
+
+def test_a_world_stream_draws_each_chunk_from_its_families_training_templates() -> None:
+    from looper_engine.tasks.world import is_heldout
+
+    plan = plan_experiment(parse_experiment(WORLD))
+    first, second = plan.chunks
+    assert [plan.tasks[t].family for t in first[:4]] == ["range_bound", "comparison"] * 2
+    assert sorted(plan.tasks[t].family for t in first) == ["comparison"] * 6 + ["range_bound"] * 6
+    assert {plan.tasks[t].family for t in second} == {"negation"} and len(second) == 12
+    assert not any(is_heldout(t) for t in first + second)
+    # spread over the templates: 12 negation tasks touch every training template
+    from looper_engine.tasks.world import train_templates
+
+    assert len({t.rsplit("/", 1)[1] for t in second}) == len(train_templates("negation"))
+    # held out: unseen surfaces, drawn with another seed than the stream
+    assert len(plan.heldout) == 4 and all(is_heldout(t) for t in plan.heldout)
+    assert {t.split("/")[2].split("-")[0] for t in plan.heldout} == {"2"}
+    assert plan_experiment(parse_experiment(WORLD)).chunks == plan.chunks  # deterministic
+
+
+def test_world_stream_mistakes_name_the_field() -> None:
+    with pytest.raises(UserError, match=r"stream\.chunks\[1\]\[0\]: unknown world family 'negaton'"):
+        plan_experiment(parse_experiment(WORLD.replace('["negation"]]', '["negaton"]]'), "exp"), "exp")
+    with pytest.raises(UserError, match=r"stream\.chunks: the world source needs"):
+        parse_experiment(WORLD.replace('chunks = [["range_bound", "comparison"], ["negation"]]', ""), "exp")
+    with pytest.raises(UserError, match=r"stream\.chunks: chunks of families need source"):
+        parse_experiment(GOOD.replace("per_family = 2", 'per_family = 2\nchunks = [["a"]]'), "exp")

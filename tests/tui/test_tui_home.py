@@ -6,6 +6,7 @@ from pathlib import Path
 from textual.widgets import Checkbox, DataTable, Input, Static
 from tui_helpers import make_app, record_lab, tiny_task, wait_until
 
+from looper_engine.evaluation.minilab import MiniLabSettings
 from looper_engine.models.scripted import ScriptedBackend
 from looper_engine.store.db import Store
 from looper_tui.app import build_app
@@ -45,7 +46,8 @@ async def test_home_lists_runs_newest_first_with_their_episodes(tmp_path):
 
 
 async def test_an_empty_lab_offers_a_watchable_demo_run(tmp_path):
-    app = make_app(tmp_path)
+    # Without a mini-lab model the demo is the welcome screen's first choice.
+    app = make_app(tmp_path, minilab=MiniLabSettings(model=f"mlx:{tmp_path}/no-model"))
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen) and app.screen.has_class("-empty"))
         assert "scripted policy" in text_of(app.screen.query_one("#welcome-text", Static))
