@@ -184,8 +184,9 @@ def cmd_export_format(args: argparse.Namespace, db: Path) -> int:
     import asyncio
     import sys
 
+    from looper_engine.interop.miniswe import export_mini_swe_agent
     from looper_engine.store.db import Store
-    from looper_engine.store.export import export_mini_swe_agent, export_swebench
+    from looper_engine.store.export import export_swebench
 
     if args.out == "-" and args.format == "mini-swe-agent":
         raise UserError("--format mini-swe-agent writes one file per episode: pass --out DIR")

@@ -38,8 +38,9 @@ from looper_engine.events import (
     RunStarted,
     ToolResult,
 )
-from looper_engine.store.db import EpisodeRow
-from looper_engine.store.replay import Trajectory
+from looper_engine.store.db import EpisodeRow, Store
+from looper_engine.store.export import selected_episodes
+from looper_engine.store.replay import Trajectory, trajectory_from_events
 
 TRAJECTORY_FORMAT = "mini-swe-agent-1.1"
 SUITE = "mini-swe-agent"
@@ -377,3 +378,21 @@ async def import_trajectories(
     await writer.write_batch([run_finished])
     writer.sub.close()
     return run_id, imported
+
+
+async def export_mini_swe_agent(
+    store: Store, out_dir: Path, *, run_id: str | None = None, resolved_only: bool = False
+) -> list[Path]:
+    """One `.traj.json` per episode in mini-swe-agent's v2 format; the files written."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} is a file; mini-swe-agent trajectories go in a folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for ep in await selected_episodes(store, run_id, resolved_only):
+        traj = trajectory_from_events(await store.events(ep.id))
+        data = to_trajectory(ep, traj, await store.score(ep.id))
+        path = out_dir / trajectory_filename(ep)
+        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        written.append(path)
+    return written

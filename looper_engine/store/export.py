@@ -5,12 +5,10 @@ trajectories, one file an episode; SWE-bench predictions, one line a SWE-Bench-C
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import TextIO
 
 from pydantic import BaseModel
 
-from looper_engine.errors import UserError
 from looper_engine.events import EpisodeFinished
 from looper_engine.store.db import EpisodeRow, Store
 from looper_engine.store.replay import trajectory_from_events
@@ -50,31 +48,11 @@ async def export_jsonl(
     return n
 
 
-async def _selected(store: Store, run_id: str | None, resolved_only: bool) -> list[EpisodeRow]:
+async def selected_episodes(store: Store, run_id: str | None, resolved_only: bool) -> list[EpisodeRow]:
     episodes = [
         ep for ep in await store.episodes(run_id=run_id, limit=1_000_000) if ep.resolved or not resolved_only
     ]
     return sorted(episodes, key=lambda ep: ep.started_at)
-
-
-async def export_mini_swe_agent(
-    store: Store, out_dir: Path, *, run_id: str | None = None, resolved_only: bool = False
-) -> list[Path]:
-    """One `.traj.json` per episode in mini-swe-agent's v2 format; the files written."""
-    from looper_engine.interop.miniswe import to_trajectory, trajectory_filename
-
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"--out {out_dir} is a file; mini-swe-agent trajectories go in a folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for ep in await _selected(store, run_id, resolved_only):
-        traj = trajectory_from_events(await store.events(ep.id))
-        data = to_trajectory(ep, traj, await store.score(ep.id))
-        path = out_dir / trajectory_filename(ep)
-        path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        written.append(path)
-    return written
 
 
 SWEBENCH_SUITE = "swe-bench-cl"
@@ -93,7 +71,7 @@ async def export_swebench(
     harness keeps the last line of an instance, so the newest episode wins)."""
     result = SwebenchExport()
     seen: set[str] = set()
-    for ep in await _selected(store, run_id, resolved_only):
+    for ep in await selected_episodes(store, run_id, resolved_only):
         if ep.suite != SWEBENCH_SUITE:
             continue
         finished = next(

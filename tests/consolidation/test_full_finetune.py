@@ -8,6 +8,7 @@ from typing import Any
 
 import mlx_lm
 import pytest
+from looper_engine.chat import Message
 
 from looper_engine.consolidation.adapter_files import (
     load_adapter_weights,
@@ -16,7 +17,6 @@ from looper_engine.consolidation.adapter_files import (
 )
 from looper_engine.consolidation.train import TrainConfig, TrainResult, train_adapter
 from looper_engine.errors import UserError
-from looper_engine.messages import Message
 from looper_engine.models import create_backend
 from looper_engine.models.base import GenOptions
 
