@@ -36,6 +36,7 @@ from looper_tui.messages import (
     LabView,
     NewRun,
     OpenEpisode,
+    OpenMiniLab,
     ShowHistory,
     ShowLive,
     StartDemo,
@@ -308,6 +309,9 @@ class LooperApp(App[int]):
 
     def on_show_history(self, message: ShowHistory) -> None:
         self.show_history(message.episode_id, message.step)
+
+    def on_open_mini_lab(self, message: OpenMiniLab) -> None:
+        self.open_minilab()
 
     def on_start_demo(self, message: StartDemo) -> None:
         self.start_demo()

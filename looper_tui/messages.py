@@ -80,6 +80,10 @@ class StartDemo(Message):
     """The built-in demo run."""
 
 
+class OpenMiniLab(Message):
+    """The mini-lab: watch a model learn (or one line saying how to get its model)."""
+
+
 class NewRun(Message):
     """The new-run form, with `model` filled in when given."""
 

@@ -27,7 +27,7 @@ from looper_tui.format import (
     fmt_duration,
     fmt_tokens,
 )
-from looper_tui.messages import LabChanged, NewRun, OpenEpisode, ShowHistory, ShowLive, StartDemo
+from looper_tui.messages import LabChanged, NewRun, OpenEpisode, OpenMiniLab, ShowHistory, ShowLive, StartDemo
 
 RELOAD_DELAY_S = 0.5
 
@@ -366,7 +366,7 @@ class HomeScreen(Screen[None]):
         self.post_message(StartDemo())
 
     def action_minilab(self) -> None:
-        self.looper.open_minilab()
+        self.post_message(OpenMiniLab())
 
     @on(Button.Pressed, "#minilab")
     def _minilab_pressed(self) -> None:

@@ -24,7 +24,7 @@ from looper_engine.errors import UserError
 from looper_engine.evaluation import minilab
 from looper_engine.evaluation.minilab import FamilyScore, MiniLabSettings
 from looper_engine.models.registry import create_backend
-from looper_tui.appref import looper_app
+from looper_tui.appref import LabContext, lab_context
 from looper_tui.lab import RunRequest
 from looper_tui.messages import LabChanged
 
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from looper_engine.consolidation.job import ConsolidationJob
     from looper_engine.consolidation.registry import AdapterRecord
     from looper_engine.tasks.model import Task
-    from looper_tui.app import LooperApp
 
 #: Lines of the streaming reply kept on screen.
 STREAM_LINES = 14
@@ -71,8 +70,8 @@ class MiniLabScreen(Screen[None]):
         self.tasks: list[Task] = []
 
     @property
-    def looper(self) -> LooperApp:
-        return looper_app(self)
+    def looper(self) -> LabContext:
+        return lab_context(self)
 
     def compose(self) -> ComposeResult:
         yield Static(self._title(), id="minilab-title")
