@@ -8,8 +8,8 @@ from typing import Any
 
 import mlx_lm
 import pytest
-from looper_engine.chat import Message
 
+from looper_engine.chat import Message
 from looper_engine.consolidation.adapter_files import (
     load_adapter_weights,
     read_adapter_config,
