@@ -48,6 +48,8 @@ CL_KEYS: tuple[str, ...] = (
 METHODS: tuple[str, ...] = ("bootstrap", "rescaled-bootstrap", "jackknife")
 #: An interval is shown only where simulation finds it covers at least this often at 95%.
 MIN_COVERAGE = 0.93
+#: The largest array a coverage simulation builds at once (elements), to bound its memory.
+BATCH_ELEMENTS = 2_000_000
 #: Task difficulty in the simulations: success probabilities ~ Beta(0.6, 0.9), mean 0.4, most
 #: tasks either easy or hard, as agent tasks are.
 TASK_PRIOR = (0.6, 0.9)
@@ -271,26 +273,41 @@ def cl_coverage(
     pbar = a_prior / (a_prior + b_prior)
     worst: dict[str, dict[str, float]] = {m: {} for m in methods}
     widths: dict[str, dict[str, list[float]]] = {m: {k: [] for k in CL_KEYS} for m in methods}
+    # Simulated experiments go through in batches that keep the largest array (a resample or a
+    # leave-one-out copy of every chunk) near BATCH_ELEMENTS, whatever the chunk sizes.
+    widest = max(chunk_sizes) * (resamples if {"bootstrap", "rescaled-bootstrap"} & set(methods) else max(chunk_sizes))
+    batch = max(1, min(sims, BATCH_ELEMENTS // max(1, n * widest)))
     for coef in _scenarios(n):
         truth_a = _shift(np.full((n, n), pbar), coef)
         truth = {k: float(v) for k, v in summarize_batch(truth_a, np.full(n, pbar)).items()}
-        arrays: Arrays = []
-        for j, m in enumerate(chunk_sizes):
-            p = rng.beta(a_prior, b_prior, size=(sims, m))
-            zero = (rng.random((sims, seeds, m)) < p[:, None, :]).mean(axis=1)
-            q = _shift(p[:, None, :], coef[:, j][None, :, None])  # (sims, N, m)
-            stage = (rng.random((sims, seeds, n, m)) < q[:, None]).mean(axis=1)
-            arrays.append((stage, zero))
-        _, ivs = _all_intervals(arrays, resamples, rng, methods)
+        hits: dict[str, dict[str, list[np.ndarray]]] = {m: {k: [] for k in CL_KEYS} for m in methods}
+        spans: dict[str, dict[str, list[np.ndarray]]] = {m: {k: [] for k in CL_KEYS} for m in methods}
+        for start in range(0, sims, batch):
+            size = min(batch, sims - start)
+            arrays: Arrays = []
+            for j, m in enumerate(chunk_sizes):
+                p = rng.beta(a_prior, b_prior, size=(size, m))
+                zero = (rng.random((size, seeds, m)) < p[:, None, :]).mean(axis=1)
+                q = _shift(p[:, None, :], coef[:, j][None, :, None])  # (size, N, m)
+                stage = (rng.random((size, seeds, n, m)) < q[:, None]).mean(axis=1)
+                arrays.append((stage, zero))
+            _, ivs = _all_intervals(arrays, resamples, rng, methods)
+            for method in methods:
+                for key in CL_KEYS:
+                    t = truth[key]
+                    if math.isnan(t):
+                        continue
+                    lo, hi = ivs[method][key]
+                    hits[method][key].append(~np.isnan(lo) & ~np.isnan(hi) & (lo - 1e-12 <= t) & (t <= hi + 1e-12))
+                    spans[method][key].append(hi - lo)
         for method in methods:
             for key in CL_KEYS:
-                t = truth[key]
-                if math.isnan(t):
+                if not hits[method][key]:
                     continue
-                lo, hi = ivs[method][key]
-                ok = ~np.isnan(lo) & ~np.isnan(hi) & (lo - 1e-12 <= t) & (t <= hi + 1e-12)
+                ok = np.concatenate(hits[method][key])
                 worst[method][key] = min(worst[method].get(key, 1.0), float(ok.mean()))
-                w = (hi - lo)[~np.isnan(hi - lo)]
+                w = np.concatenate(spans[method][key])
+                w = w[~np.isnan(w)]
                 widths[method][key].append(float(w.mean()) if w.size else math.inf)
     return {
         method: {key: (worst[method][key], float(np.mean(widths[method][key]))) for key in worst[method]}
@@ -302,7 +319,10 @@ def interval_method(chunk_sizes: Sequence[int], seeds: int) -> dict[str, str | N
     """Per metric, the interval method to show at this design ("jackknife": it covered best at
     every size bench/stats_calibration.py checks), or None where its simulated coverage falls
     below MIN_COVERAGE in any scenario (the report then shows no interval)."""
-    cov = cl_coverage(tuple(chunk_sizes), max(1, seeds))["jackknife"]
+    # Fewer simulated experiments for large chunks: the cost grows with the tasks squared, and
+    # coverage there sits near nominal, far from the threshold, so 800 decide it as well.
+    sims = max(800, min(3000, 72_000 // max(1, sum(chunk_sizes))))
+    cov = cl_coverage(tuple(chunk_sizes), max(1, seeds), sims=sims)["jackknife"]
     return {key: ("jackknife" if key in cov and cov[key][0] >= MIN_COVERAGE else None) for key in CL_KEYS}
 
 

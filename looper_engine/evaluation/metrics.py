@@ -369,7 +369,7 @@ def regression_gate(base: Outcomes, candidate: Outcomes, alpha: float = 0.05) ->
         raise UserError(
             f"the gate's outcomes must cover the same tasks, got {len(base)} and {len(candidate)}"
         )
-    res = paired_comparison(base, candidate, confidence=1.0 - alpha)
+    res = paired_comparison(base, candidate, confidence=1.0 - alpha, detectable=False)
     p = res.p_worse
     lost, gained = res.worse, res.better
     floor = smallest_gate_p(res.n_tasks)

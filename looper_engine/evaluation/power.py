@@ -23,10 +23,10 @@ from pydantic import BaseModel, Field
 
 from looper_engine.errors import UserError
 from looper_engine.evaluation.clstats import TASK_PRIOR
-from looper_engine.evaluation.stats import design_label, sign_flip_tails
+from looper_engine.evaluation.stats import design_label, sign_flip_pvalues
 
 SIMS = 2000
-POWER_SIMS = 1000
+POWER_SIMS = 800
 
 
 class ComparisonDesign(BaseModel):
@@ -137,21 +137,26 @@ class _Draws:
         q = _shifted(self.p, effect)
         arm = (self.ua < q[..., None]).sum(axis=2) * (d.arm_seeds if d.arm_repeats else 1)
         ints = arm * d.base_seeds - self.base * d.arm_seeds  # per-task differences on the lattice
-        ps = np.array([sign_flip_tails(row.tolist())[0] for row in ints])
-        return ps, ints.mean(axis=1)
+        return sign_flip_pvalues(ints), ints.mean(axis=1)
 
 
 def _bisect(power_at: Any, top: float, power: float) -> float | None:
-    if power_at(top) < power:
-        return None
-    lo, hi = 0.0, top
-    for _ in range(12):
-        mid = (lo + hi) / 2
-        if power_at(mid) >= power:
-            hi = mid
-        else:
-            lo = mid
-    return hi
+    """The smallest effect in (0, top] whose power reaches `power` (the curve is monotone under
+    common random numbers): a coarse scan for the bracket, then bisection to 1/256 of `top`."""
+    grid = [top * i / 6 for i in range(1, 7)]
+    prev = 0.0
+    for e in grid:
+        if power_at(e) >= power:
+            lo, hi = prev, e
+            for _ in range(5):
+                mid = (lo + hi) / 2
+                if power_at(mid) >= power:
+                    hi = mid
+                else:
+                    lo = mid
+            return hi
+        prev = e
+    return None
 
 
 @lru_cache(maxsize=256)

@@ -26,12 +26,14 @@ from looper_engine.evaluation.results import (
     ArmResults,
     Comparison,
     ExperimentResults,
+    Flip,
     MetricValue,
+    NightResult,
     fmt_detectable,
     fmt_measure,
     fmt_rate,
 )
-from looper_engine.evaluation.stats import design_label
+from looper_engine.evaluation.stats import TaskRate, design_label
 
 SECTIONS: tuple[str, ...] = (
     "Power of this design",
@@ -492,6 +494,9 @@ class ArmJSON(BaseModel):
     complete: bool
     matrix: MatrixJSON
     metrics: dict[str, MetricJSON]
+    heldout: list[TaskRate | None] = Field(default_factory=list, description="held-out rate after each cycle")
+    flips: list[Flip] = Field(default_factory=list)
+    nights: list[NightResult] = Field(default_factory=list, description="every night's gate verdict")
 
 
 class ComparisonJSON(Comparison):
@@ -537,6 +542,9 @@ def report_data(results: ExperimentResults) -> ReportJSON:
                 zero_shot=[_cell(c) for c in r.zero_shot_counts],
             ),
             metrics=metrics,
+            heldout=a.heldout,
+            flips=a.flips,
+            nights=a.nights,
         )
         comparisons += [ComparisonJSON(**c.model_dump(), arm_name=a.arm) for c in a.vs_base]
     return ReportJSON(

@@ -251,10 +251,9 @@ def _wilson_float(p: float, n: float, confidence: float) -> tuple[float, float]:
 # --- the exact sign-flip test --------------------------------------------------------------------
 
 
-@lru_cache(maxsize=4096)
-def sign_flip_distribution(abs_diffs: tuple[int, ...]) -> tuple[int, np.ndarray]:
+def sign_flip_distribution(abs_diffs: Sequence[int]) -> tuple[int, np.ndarray]:
     """The null distribution of T = sum(s_i * d_i) with independent fair signs s_i = ±1, for
-    integer magnitudes d_i >= 0 (order does not matter; pass them sorted to share the cache).
+    integer magnitudes d_i >= 0 (their order does not matter).
 
     Returns (offset, pmf): pmf[x] = P(T = x - offset). Tasks with the same magnitude v add
     v * (2X - c), X ~ Binomial(c, 1/2), so the distribution is one convolution per distinct
@@ -267,15 +266,54 @@ def sign_flip_distribution(abs_diffs: tuple[int, ...]) -> tuple[int, np.ndarray]
             raise UserError(f"sign-flip magnitudes must be >= 0, got {d}")
         if d:
             groups[d] = groups.get(d, 0) + 1
+    return _grouped_distribution(tuple(sorted(groups.items())))
+
+
+@lru_cache(maxsize=8192)
+def _grouped_distribution(groups: tuple[tuple[int, int], ...]) -> tuple[int, np.ndarray]:
+    """`sign_flip_distribution` of (magnitude, count) groups, with its cumulative sums:
+    the pmf and P(T <= x) share one array layout."""
     pmf = np.ones(1)
-    for v, c in sorted(groups.items()):
+    for v, c in groups:
         part = np.zeros(2 * v * c + 1)
         denom = 2**c
         for x in range(c + 1):
             part[2 * v * x] = math.comb(c, x) / denom
         pmf = np.convolve(pmf, part)
-    offset = sum(abs_diffs)
-    return offset, pmf
+    return sum(v * c for v, c in groups), pmf
+
+
+@lru_cache(maxsize=8192)
+def _tail_sums(groups: tuple[tuple[int, int], ...]) -> tuple[int, np.ndarray, np.ndarray]:
+    """(offset, P(T <= x - offset), P(T >= x - offset)), each tail summed on its own."""
+    offset, pmf = _grouped_distribution(groups)
+    return offset, np.cumsum(pmf), np.cumsum(pmf[::-1])[::-1]
+
+
+def sign_flip_pvalues(diffs: np.ndarray) -> np.ndarray:
+    """Two-sided exact sign-flip p of every row of an integer array (simulated experiments x
+    tasks) at once: rows with the same magnitudes share one null distribution."""
+    diffs = np.asarray(diffs, dtype=np.int64)
+    mags = np.abs(diffs)
+    t = np.abs(diffs.sum(axis=1))
+    top = int(mags.max()) if mags.size else 0
+    counts = np.stack([(mags == v).sum(axis=1) for v in range(1, top + 1)], axis=1) if top else \
+        np.zeros((len(diffs), 0), dtype=np.int64)
+    keys, inverse = np.unique(counts, axis=0, return_inverse=True)
+    inverse = np.asarray(inverse).reshape(-1)
+    out = np.ones(len(diffs))
+    for g, key in enumerate(keys):
+        rows = np.flatnonzero(inverse == g)
+        groups = tuple((v + 1, int(c)) for v, c in enumerate(key) if c)
+        offset, lower, upper = _tail_sums(groups)
+        a = t[rows]
+        nz = a > 0
+        if not nz.any():
+            continue
+        idx = rows[nz]
+        aa = a[nz]
+        out[idx] = np.minimum(1.0, lower[offset - aa] + upper[offset + aa])
+    return out
 
 
 def sign_flip_tails(diffs: Sequence[int]) -> tuple[float, float, float]:
@@ -283,7 +321,7 @@ def sign_flip_tails(diffs: Sequence[int]) -> tuple[float, float, float]:
     differences: (two-sided p, P(T <= t), P(T >= t)) for the observed sum t. Each tail is
     summed on its own (never 1 minus the other), so an extreme table keeps its true p."""
     t = int(sum(diffs))
-    offset, pmf = sign_flip_distribution(tuple(sorted(abs(int(d)) for d in diffs)))
+    offset, pmf = sign_flip_distribution([abs(int(d)) for d in diffs])
     idx = t + offset
     lower = float(pmf[: idx + 1].sum())
     upper = float(pmf[idx:].sum())
@@ -348,7 +386,7 @@ def _lattice(pairs: Sequence[tuple[int, int]]) -> int:
 
 
 def paired_comparison(
-    base: Outcomes, arm: Outcomes, *, confidence: float = 0.95, power: float = 0.8
+    base: Outcomes, arm: Outcomes, *, confidence: float = 0.95, power: float = 0.8, detectable: bool = True
 ) -> PairedComparison:
     """Base against arm, paired by task, with the task as the unit.
 
@@ -371,6 +409,8 @@ def paired_comparison(
     covers 65-93% where 95% is claimed (it is too narrow at small n), the plain t-interval
     collapses to a point when every task agrees (83% at 4 tasks), and the adjusted t-interval
     covers at least 95% at every size while widening large-n intervals by under 5%.
+
+    `detectable=False` leaves min_detectable out (None), for callers that only test (the gate).
     """
     _check_confidence(confidence)
     if not 0.0 < power < 1.0:
@@ -400,8 +440,8 @@ def paired_comparison(
     repeats_b = k_base > 1 and all(b in (0, k) for b, k in zip(sb, kb, strict=True))
     repeats_a = k_arm > 1 and all(a in (0, k) for a, k in zip(sa, ka, strict=True))
     design = dict(base_repeats=repeats_b, arm_repeats=repeats_a, alpha=alpha, power=power)
-    up = min_detectable_effect(n, k_base, k_arm, **design)
-    down = min_detectable_effect(n, k_base, k_arm, worse=True, **design)
+    up = min_detectable_effect(n, k_base, k_arm, **design) if detectable else None
+    down = min_detectable_effect(n, k_base, k_arm, worse=True, **design) if detectable else None
     return PairedComparison(
         n_tasks=n,
         base_seeds=sorted(set(kb)),

@@ -264,3 +264,5 @@ def test_the_json_report_gives_the_same_figures_as_data(done: dict[str, Any],
                 "min_detectable"):
         assert stream[key] == getattr(expected, key), key
     assert {c["arm"] for c in data["power"]["comparisons"]} == {"base", "oracle", "memory"}
+    assert [f["change"] for f in oracle["flips"]] == ["fixed"] * 7
+    assert [n["testable"] for n in data["arms"]["memory"]["nights"]] == [False, False, True]
