@@ -37,6 +37,7 @@ from looper_tui.messages import (
     OpenEpisode,
     ShowHistory,
     ShowLive,
+    ShowResults,
     StartDemo,
     StartFork,
 )
@@ -62,11 +63,15 @@ FRAME_S = 1 / 30
 #: Events a lagging UI may hold before text deltas are dropped (the whole text still
 #: arrives with each step's model_output event).
 MAX_PENDING = 5000
+#: The stylesheets of the screens one key opens over a busy live view (`?`, `t`), read when
+#: the app starts: a screen's first push would otherwise reparse the whole stylesheet and
+#: restyle every node on screen (~200 ms with a live episode drawn).
+KEY_SCREEN_CSS = ["screens/help.tcss", "screens/train.tcss", "screens/training.tcss"]
 
 
 class LooperApp(App[int]):
     TITLE = "Looper"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = ["app.tcss", *KEY_SCREEN_CSS]
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -294,6 +299,9 @@ class LooperApp(App[int]):
     def on_show_history(self, message: ShowHistory) -> None:
         self.show_history(message.episode_id, message.step)
 
+    def on_show_results(self, message: ShowResults) -> None:
+        self.show_results(message.experiment)
+
     def on_start_demo(self, message: StartDemo) -> None:
         self.start_demo()
 
@@ -318,6 +326,12 @@ class LooperApp(App[int]):
         from looper_tui.screens.history import HistoryScreen
 
         self.push_screen(HistoryScreen(episode_id, step=step))
+
+    def show_results(self, experiment: str = "") -> None:
+        """An experiment's results (the newest when none is named)."""
+        from looper_tui.screens.results import ResultsScreen
+
+        self.push_screen(ResultsScreen(self.lab.db_path, experiment))
 
     def open_episode(self, episode_id: str) -> None:
         """The live view while this session runs it, else its recorded history."""
@@ -399,6 +413,8 @@ class LooperApp(App[int]):
         yield SystemCommand("Open episode by id", "Replay a stored episode step by step",
                             self.action_open_episode_by_id)
         yield SystemCommand("Training", "Consolidate recorded episodes into a LoRA adapter", self.action_training)
+        yield SystemCommand("Experiment results", "The newest experiment's matrix, transfer, forgetting and gate",
+                            self.show_results)
         yield SystemCommand("Help", "Keys of every screen", self.action_help)
         extra = getattr(screen, "screen_commands", None)
         if extra is not None:

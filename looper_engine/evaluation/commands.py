@@ -169,6 +169,7 @@ async def _run(plan: Any, db: Path, adapters: Path, *, quiet: bool, ray: str | N
 async def _print_summary(console: Any, db: Path, exp_id: str) -> None:
     from rich.table import Table
 
+    from looper_engine.cli.tables import print_table
     from looper_engine.evaluation.results import CL_METRICS, fmt_rate, load_results
     from looper_engine.store.db import Store
 
@@ -188,7 +189,7 @@ async def _print_summary(console: Any, db: Path, exp_id: str) -> None:
     for a in results.arms:
         rate = fmt_rate(a.episodes.resolve_rate) if a.episodes else "—"
         table.add_row(a.arm, rate, *(str(a.summary[k]) if a.summary else "—" for k, _ in shown))
-    console.print(table)
+    print_table(console, table)
 
 
 # --- list ----------------------------------------------------------------------------------------
@@ -198,6 +199,7 @@ def cmd_experiment_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from looper_engine.cli.tables import print_table
     from looper_engine.store.db import Store
     from looper_engine.store.experiments import experiment_counts, list_experiments
 
@@ -226,7 +228,7 @@ def cmd_experiment_list(args: argparse.Namespace) -> int:
             str(counts["nights"]),
             time.strftime("%Y-%m-%d %H:%M", time.localtime(exp.created_at)),
         )
-    Console().print(table)
+    print_table(Console(), table)
     return 0
 
 
