@@ -39,6 +39,7 @@ from looper_tui.messages import (
     OpenMiniLab,
     ShowHistory,
     ShowLive,
+    ShowResults,
     StartDemo,
     StartFork,
 )
@@ -64,11 +65,15 @@ FRAME_S = 1 / 30
 #: Events a lagging UI may hold before text deltas are dropped (the whole text still
 #: arrives with each step's model_output event).
 MAX_PENDING = 5000
+#: The stylesheets of the screens one key opens over a busy live view (`?`, `t`), read when
+#: the app starts: a screen's first push would otherwise reparse the whole stylesheet and
+#: restyle every node on screen (~200 ms with a live episode drawn).
+KEY_SCREEN_CSS = ["screens/help.tcss", "screens/train.tcss", "screens/training.tcss"]
 
 
 class LooperApp(App[int]):
     TITLE = "Looper"
-    CSS_PATH = "app.tcss"
+    CSS_PATH = ["app.tcss", *KEY_SCREEN_CSS]
     ENABLE_COMMAND_PALETTE = True
     BINDINGS = [
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -312,6 +317,8 @@ class LooperApp(App[int]):
 
     def on_open_mini_lab(self, message: OpenMiniLab) -> None:
         self.open_minilab()
+    def on_show_results(self, message: ShowResults) -> None:
+        self.show_results(message.experiment)
 
     def on_start_demo(self, message: StartDemo) -> None:
         self.start_demo()
@@ -337,6 +344,12 @@ class LooperApp(App[int]):
         from looper_tui.screens.history import HistoryScreen
 
         self.push_screen(HistoryScreen(episode_id, step=step))
+
+    def show_results(self, experiment: str = "") -> None:
+        """An experiment's results (the newest when none is named)."""
+        from looper_tui.screens.results import ResultsScreen
+
+        self.push_screen(ResultsScreen(self.lab.db_path, experiment))
 
     def open_episode(self, episode_id: str) -> None:
         """The live view while this session runs it, else its recorded history."""
@@ -418,6 +431,8 @@ class LooperApp(App[int]):
         yield SystemCommand("Open episode by id", "Replay a stored episode step by step",
                             self.action_open_episode_by_id)
         yield SystemCommand("Training", "Consolidate recorded episodes into a LoRA adapter", self.action_training)
+        yield SystemCommand("Experiment results", "The newest experiment's matrix, transfer, forgetting and gate",
+                            self.show_results)
         yield SystemCommand("Help", "Keys of every screen", self.action_help)
         extra = getattr(screen, "screen_commands", None)
         if extra is not None:

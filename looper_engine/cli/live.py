@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from looper_engine.agent.runner import Runner, RunResult
+from looper_engine.cli.tables import print_table
 from looper_engine.config import AgentConfig
 from looper_engine.episode_view import EpisodeFold
 from looper_engine.events import (
@@ -169,7 +170,7 @@ async def run_headless(
         await writer.close()
         await store.close()
         await backend.aclose()
-    console.print(summary_table(result, backend))
+    print_table(console, summary_table(result, backend))
     # Imported here: the statistics pull in numpy, which the run itself never needs.
     from looper_engine.evaluation.stats import wilson_interval
 

@@ -9,6 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from looper_engine.cli.tables import print_table
 from looper_engine.store.db import Store
 from looper_engine.store.replay import trajectory_from_events
 
@@ -23,7 +24,7 @@ async def show(db_path: Path, episode_id: str | None, *, list_only: bool = False
                 table.add_column(col)
             for ep in await store.episodes(limit=50):
                 table.add_row(ep.id, ep.task_id, ep.model_label, ep.status, str(ep.steps), str(ep.loop_alarms))
-            console.print(table)
+            print_table(console, table)
             return 0
         if episode_id is None:
             newest = await store.episodes(limit=1)

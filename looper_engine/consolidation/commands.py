@@ -229,6 +229,7 @@ def cmd_adapters(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from looper_engine.cli.tables import print_table
     from looper_engine.consolidation.registry import list_adapters
     from looper_engine.store.db import Store
 
@@ -248,7 +249,7 @@ def cmd_adapters(args: argparse.Namespace) -> int:
                 f"{r.metrics['final_val_loss']:.3f}" if r.metrics.get("final_val_loss") is not None else "",
                 r.path,
             )
-        Console().print(table)
+        print_table(Console(), table)
         return 0
 
     return asyncio.run(go())

@@ -180,6 +180,7 @@ async def _run(plan: Any, db: Path, adapters: Path, *, quiet: bool, ray: str | N
 async def _print_summary(console: Any, db: Path, exp_id: str) -> None:
     from rich.table import Table
 
+    from looper_engine.cli.tables import print_table
     from looper_engine.evaluation.results import CL_METRICS, NO_INTERVAL, fmt_rate, load_results
     from looper_engine.store.db import Store
 
@@ -202,7 +203,7 @@ async def _print_summary(console: Any, db: Path, exp_id: str) -> None:
         stream = next((c for c in a.vs_base if c.scope == "stream"), None)
         vs = "—" if stream is None else f"{stream.diff:+.0%} (p {stream.p_value:.3g})"
         table.add_row(a.arm, rate, *(str(a.summary[k]) if a.summary else "—" for k, _ in shown), vs)
-    console.print(table)
+    print_table(console, table)
     if any(v.note.startswith(NO_INTERVAL) for a in results.arms for v in a.summary.values()):
         console.print(f"† {NO_INTERVAL}")
 
@@ -214,6 +215,7 @@ def cmd_experiment_list(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from looper_engine.cli.tables import print_table
     from looper_engine.store.db import Store
     from looper_engine.store.experiments import experiment_counts, list_experiments
 
@@ -242,7 +244,7 @@ def cmd_experiment_list(args: argparse.Namespace) -> int:
             str(counts["nights"]),
             time.strftime("%Y-%m-%d %H:%M", time.localtime(exp.created_at)),
         )
-    Console().print(table)
+    print_table(Console(), table)
     return 0
 
 

@@ -28,6 +28,7 @@ from looper_tui.format import (
     fmt_tokens,
 )
 from looper_tui.messages import LabChanged, NewRun, OpenEpisode, OpenMiniLab, ShowHistory, ShowLive, StartDemo
+from looper_tui.widgets.experiments_pane import ExperimentsPane
 
 RELOAD_DELAY_S = 0.5
 
@@ -91,6 +92,7 @@ class HomeScreen(Screen[None]):
                 ad_pane.border_title = "Adapters"
                 ad_pane.border_subtitle = "enter: a new run with it"
                 yield DataTable(id="adapters", cursor_type="row")
+            yield ExperimentsPane(id="experiments-pane")
         yield Footer()
 
     def _title(self) -> Content:
@@ -176,6 +178,7 @@ class HomeScreen(Screen[None]):
         run_id = self._run_id if any(r.id == self._run_id for r in runs) else (runs[0].id if runs else None)
         episodes = await store.episodes(run_id) if run_id else await store.episodes(limit=200)
         adapters = await list_adapters(store)
+        self.query_one(ExperimentsPane).reload()
         self.post_message(self.Loaded(HomeData(runs, episodes, run_id, len(episodes), adapters)))
 
     def on_home_screen_loaded(self, message: Loaded) -> None:

@@ -86,3 +86,15 @@ def test_a_corrupt_database_is_one_line_and_exit_2(tmp_path):
     r = looper("run", "--tasks", "off_by_one/paginate", "--db", str(bad))
     assert r.returncode == 2 and "not a readable Looper database" in r.stderr
     assert bad.read_text() == "garbage" * 100
+
+
+def test_piped_tables_fit_80_columns_and_keep_ids_whole(ran):
+    _, db, r = ran
+    con = sqlite3.connect(db)
+    episodes = con.execute("SELECT id, task_id FROM episodes").fetchall()
+    listed = looper("show", "--db", str(db), "--list")
+    for out in (r.stdout, listed.stdout):
+        assert all(len(line) <= 80 for line in out.splitlines()), out
+        words = out.split()
+        for episode_id, task_id in episodes:
+            assert episode_id in words and task_id in words

@@ -61,7 +61,7 @@ def test_headless_commands_run_without_textual(tmp_path):
     assert ran.returncode == 0, ran.stderr
     assert "resolved 1/1" in ran.stdout
     shown = _looper_without_textual(tmp_path, "show", "--db", db, "--list")
-    assert shown.returncode == 0 and "resolved" in shown.stdout
+    assert shown.returncode == 0 and "off_by_one/paginate" in shown.stdout.split()
     bad = _looper_without_textual(tmp_path, "run", "--model", "nope:x", "--db", db)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
 
