@@ -100,7 +100,10 @@ def to_trajectory(ep: EpisodeRow, traj: Trajectory, score: dict[str, Any] | None
         {"role": "exit", "content": status, "extra": {"exit_status": status, "submission": patch or ""}}
     )
     origin = ep.config.get("origin") if isinstance(ep.config.get("origin"), dict) else None
+    # mini-swe-agent's SWE-bench runs name the instance at the top level, as here.
+    instance = {"instance_id": ep.task_id.removeprefix("swe-bench-cl/")} if ep.suite == "swe-bench-cl" else {}
     return {
+        **instance,
         "info": {
             "model_stats": {"instance_cost": 0.0, "api_calls": len(traj.steps)},
             "config": {

@@ -22,7 +22,8 @@ def _files(root: Path) -> dict[str, os.stat_result]:
         dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS)
         for name in filenames:
             path = Path(dirpath) / name
-            if path.is_symlink() or name.endswith(".pyc"):
+            # A git worktree's `.git` is a file naming its repository: not the task's content.
+            if path.is_symlink() or name.endswith(".pyc") or name in SKIP_DIRS:
                 continue
             try:
                 out[path.relative_to(root).as_posix()] = path.stat()

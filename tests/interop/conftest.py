@@ -1,11 +1,25 @@
 from __future__ import annotations
 
 import importlib.util
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 HAS_MLX = importlib.util.find_spec("mlx_lm") is not None and importlib.util.find_spec("mlx") is not None
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _mini_swe_agent_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """mini-swe-agent makes its global config folder when imported: keep it out of the home."""
+    old = os.environ.get("MSWEA_GLOBAL_CONFIG_DIR")
+    os.environ["MSWEA_GLOBAL_CONFIG_DIR"] = str(tmp_path_factory.mktemp("mini-swe-agent-config"))
+    yield
+    if old is None:
+        os.environ.pop("MSWEA_GLOBAL_CONFIG_DIR", None)
+    else:
+        os.environ["MSWEA_GLOBAL_CONFIG_DIR"] = old
 
 
 @pytest.fixture(scope="session")

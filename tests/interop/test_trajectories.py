@@ -191,3 +191,32 @@ def test_bad_trajectories_are_one_line_and_write_nothing(tmp_path: Path, capsys:
     assert "not a mini-swe-agent trajectory" in capsys.readouterr().err
     assert main(["import", "mini-swe-agent", str(tmp_path / "none"), "--db", str(db)]) == 2
     assert sqlite3.connect(db).execute("SELECT count(*) FROM episodes").fetchone() == (0,)
+
+
+async def test_an_imported_episode_steps_through_in_the_tui_history(tmp_path: Path, monkeypatch) -> None:
+    import asyncio
+    import sys
+
+    monkeypatch.setenv("LOOPER_CONFIG_DIR", str(tmp_path / "config"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tui"))
+    from textual.widgets import Static
+    from tui_helpers import make_app, wait_until
+
+    from looper_tui.screens.history import HistoryScreen
+
+    db = tmp_path / "l.db"
+    ((ep_id, *_),) = await asyncio.to_thread(import_and_read, db, SAMPLE)
+    app = make_app(tmp_path, db)
+
+    def output() -> str:
+        content = app.screen.query_one("#detail-output", Static).content
+        return getattr(content, "plain", str(content))
+
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.show_history(ep_id, step=1)
+        await wait_until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.record is not None)
+        assert "<bash>cat ops.py</bash>" in output()
+        await pilot.press("right")
+        await wait_until(pilot, lambda: app.screen.record.step == 2)
+        assert "sed -i" in output()
