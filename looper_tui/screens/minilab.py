@@ -268,9 +268,9 @@ class MiniLabScreen(Screen[None]):
         if not running:
             return
         ep = running[0]
-        step = ep.steps[-1] if ep.steps else None
-        text = step.output if step is not None else ""
-        lines = text.splitlines()[-STREAM_LINES:]
+        # The newest reply with text in it: a step that just began has none yet.
+        text = next((s.output.strip() for s in reversed(ep.steps) if s.output.strip()), "")
+        lines = [line for line in text.splitlines() if line.strip()][-STREAM_LINES:]
         self.query_one("#stream-task", Static).update(
             Content.assemble((ep.task_id, "bold"), (f"  step {ep.current_step}", "$text-muted"))
         )
