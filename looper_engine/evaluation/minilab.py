@@ -169,6 +169,7 @@ async def teach(
     workspace_parent: Path | None = None,
     on_job: Any = None,
     flush: Any = None,
+    parent: str | None = None,
 ) -> Any:
     """Run the oracle's lesson on `family`, train on it and register the adapter; returns
     the AdapterRecord (None when cancelled). `on_job(job)` gets the ConsolidationJob as soon
@@ -208,6 +209,7 @@ async def teach(
         train_config=settings.train,
         adapters_dir=adapters_dir,
         selection=Selection(episode_ids=ids),
+        parent_adapter=parent,
     )
     if on_job is not None:
         on_job(job)

@@ -212,6 +212,7 @@ class MiniLabScreen(Screen[None]):
                 store, lab.bus, self.settings, family,
                 adapters_dir=self.looper.adapters_dir, workspace_parent=lab.workspace_parent, on_job=got_job,
                 flush=lab.writer.flush if lab.writer is not None else None,
+                parent=self.adapter.id if self.adapter is not None else None,
             )
         except UserError as exc:
             self._status(f"teaching {family} failed: {exc}", "bold $error")
