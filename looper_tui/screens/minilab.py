@@ -78,7 +78,7 @@ class MiniLabScreen(Screen[None]):
         yield Static(self._title(), id="minilab-title")
         with Horizontal(id="minilab-body"):
             with Vertical(id="scores-pane") as scores:
-                scores.border_title = "Resolved, family by family"
+                scores.border_title = "Results: before and after"
                 yield DataTable(id="scores", cursor_type="row", zebra_stripes=False)
             with Vertical(id="stream-pane") as stream:
                 stream.border_title = "The model, live"
