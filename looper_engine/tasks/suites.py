@@ -25,6 +25,22 @@ def _world(seed: int, per_template: int, cache_dir: Path) -> tuple[Task, ...]:
     return tuple(world.generate(seed=seed, per_template=per_template, cache_dir=cache_dir))
 
 
+def is_suite(name: str) -> bool:
+    """True when `load_suite(name)` knows the name (it may still fail, e.g. on `world:1:0`)."""
+    return name in SUITES or _WORLD_SPEC.match(name) is not None
+
+
+def _copy(task: Task) -> Task:
+    # What a caller could change, copied; a deep copy of thousands of tasks takes a second.
+    return task.model_copy(
+        update={
+            "target_files": list(task.target_files),
+            "gold": [edit.model_copy() for edit in task.gold],
+            "test_command": list(task.test_command),
+        }
+    )
+
+
 def load_suite(name: str) -> list[Task]:
     """Every task of the suite `name`, sorted by id.
 
@@ -42,7 +58,7 @@ def load_suite(name: str) -> list[Task]:
         if per_template < 1:
             raise UserError(f"suite {name!r}: at least one instance per template")
         tasks = _world(seed, per_template, world.default_cache_dir().resolve())
-        return [task.model_copy(deep=True) for task in tasks]
+        return [_copy(task) for task in tasks]
     raise UserError(
         f"unknown suite {name!r}; known suites: {', '.join(SUITES)} (also world:SEED and world:SEED:N)"
     )

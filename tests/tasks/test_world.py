@@ -22,7 +22,7 @@ from looper_engine.models.scripted import ScriptedBackend
 from looper_engine.tasks import world
 from looper_engine.tasks.model import Task
 from looper_engine.tasks.scoring import apply_gold, score_workspace
-from looper_engine.tasks.suites import SUITES, get_task, load_suite, select_tasks
+from looper_engine.tasks.suites import SUITES, get_task, is_suite, load_suite, select_tasks
 from looper_engine.tasks.world.generate import MAX_FILE_CHARS
 from looper_engine.tasks.world.template import COMMON_POOLS
 
@@ -32,11 +32,16 @@ TEMPLATE_IDS = [t.key for t in TEMPLATES]
 EPISODE_TOKENS = 300
 
 
+@pytest.fixture(scope="module")
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("world-cache")
+
+
 @pytest.fixture
-def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "cache"
-    monkeypatch.setenv("LOOPER_CACHE_DIR", str(root))
-    return root
+def cache(shared_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One cache for the module (as a user has one), so the default suite is generated once."""
+    monkeypatch.setenv("LOOPER_CACHE_DIR", str(shared_cache))
+    return shared_cache
 
 
 def copy_workspace(task: Task, dest: Path) -> Path:
@@ -85,8 +90,12 @@ def test_every_template_yields_verified_instances_whose_fix_is_a_minimal_unique_
         assert inst.statement.startswith(f"In {inst.module}: ") and "expected" in inst.statement
 
 
-@pytest.mark.parametrize("template", TEMPLATES, ids=TEMPLATE_IDS)
-async def test_every_template_fails_as_generated_and_passes_with_its_gold_patch_under_the_real_runner(
+#: Two templates of every family, one of them the held-out one (bench_world.py runs them all).
+RUNNER_SAMPLE = [t for f in world.families() for t in (world.train_templates(f)[0], world.heldout_templates(f)[0])]
+
+
+@pytest.mark.parametrize("template", RUNNER_SAMPLE, ids=[t.key for t in RUNNER_SAMPLE])
+async def test_every_family_fails_as_generated_and_passes_with_its_gold_patch_under_the_real_runner(
     template: world.Template, cache: Path, tmp_path: Path
 ) -> None:
     inst = world.make_instance(template, seed=3, index=1)
@@ -130,6 +139,21 @@ def test_the_same_seed_gives_the_same_tasks_and_another_seed_other_ones(tmp_path
     assert sum(a.statement != b.statement for a, b in zip(one, other, strict=True)) > len(one) // 2
 
 
+def test_another_process_with_another_hash_seed_generates_the_same_world() -> None:
+    code = (
+        "import hashlib, sys\n"
+        "from looper_engine.tasks import world\n"
+        "text = ''.join(i.id + i.buggy + i.tests + i.statement for i in world.instances(seed=9, per_template=2))\n"
+        "print(hashlib.sha256(text.encode()).hexdigest())\n"
+    )
+    digests = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed}, timeout=120).stdout.strip()
+        for hash_seed in ("1", "2")
+    }
+    assert len(digests) == 1 and len(digests.pop()) == 64
+
+
 def test_a_task_folder_is_a_deterministic_path_and_a_damaged_cache_is_rewritten(cache: Path) -> None:
     task = world.generate(seed=2, per_template=1, families=["negation"], cache_dir=cache)[0]
     family, template, seed, index, _ = world.parse_task_id(task.id)
@@ -142,7 +166,8 @@ def test_a_task_folder_is_a_deterministic_path_and_a_damaged_cache_is_rewritten(
     assert again.source_dir == task.source_dir and module.read_text() == good
 
 
-def test_a_second_generation_reads_the_cached_list_and_gives_the_same_tasks(cache: Path) -> None:
+def test_a_second_generation_reads_the_cached_list_and_gives_the_same_tasks(tmp_path: Path) -> None:
+    cache = tmp_path / "own-cache"
     first = world.generate(seed=8, per_template=2, families=["bool_op", "acc_init"], cache_dir=cache)
     index_files = list((cache / "world").rglob("index/*.json"))
     assert len(index_files) == 1
@@ -198,7 +223,7 @@ def test_an_evaluation_set_can_exclude_every_file_seen_in_training(cache: Path) 
 
 
 def test_world_is_a_suite_beside_the_koans(cache: Path) -> None:
-    assert "world" in SUITES
+    assert "world" in SUITES and is_suite("world:3:20") and not is_suite("worlds")
     tasks = load_suite("world")
     assert len(tasks) == world.DEFAULT_PER_TEMPLATE * len(TEMPLATES)
     assert {t.suite for t in tasks} == {"world"} and {t.family for t in tasks} == set(world.families())

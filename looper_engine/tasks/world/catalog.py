@@ -102,6 +102,16 @@ def $fn($xs, $n):
         pools={"fn": ("window_sums", "rolling_sums", "run_totals", "sliding_sums")},
     ),
     T(
+        "range_bound", "last_n",
+        '''
+def $fn($xs, $n):
+    ⟨"""The last $n items."""|⟩
+    return $xs[len($xs) - $n« + 1:|:»]
+''',
+        lambda r: (xs := r.ints(2, 6), r.randint(1, len(xs))),
+        pools={"fn": ("last_n", "tail_n", "newest_n", "final_items")},
+    ),
+    T(
         "range_bound", "generator_sum",
         '''
 def $fn($xs):
@@ -190,6 +200,17 @@ def $fn($x, $lo, $hi):
         edge=((3, 1, 3),),
     ),
     T(
+        "comparison", "all_positive",
+        '''
+def $fn($xs):
+    ⟨"""True when every value is above zero."""|⟩
+    return all($x« >= | > »0 for $x in $xs)
+''',
+        lambda r: (r.ints(1, 5, 0, 6),),
+        pools={"fn": ("all_positive", "every_above_zero", "strictly_positive", "none_below_one")},
+        edge=(([0, 2],),),
+    ),
+    T(
         "comparison", "leading_small",
         '''
 def $fn($xs, $t):
@@ -274,6 +295,17 @@ def $fn($xs):
 ''',
         lambda r: (r.ints(2, 6, 1, 9),),
         pools={"fn": ("change", "growth", "net_change", "span_of")},
+    ),
+    T(
+        "arith_op", "is_even",
+        '''
+def $fn($n):
+    ⟨"""True when $n is even."""|⟩
+    return $n« // | % »2 == 0
+''',
+        lambda r: (r.randint(0, 20),),
+        pools={"fn": ("is_even", "even", "divisible_by_two", "has_no_half")},
+        edge=((5,), (2,)),
     ),
     T(
         "arith_op", "floor_mean",
@@ -374,6 +406,18 @@ def $fn($xs):
         edge=(([1, 2],),),
     ),
     T(
+        "wrong_var", "clamp",
+        '''
+def $fn($x, $p, $q):
+    ⟨"""$x kept within $p..$q."""|⟩
+    return max($p, min($x, «$p)|$q)»)
+''',
+        _value_and_bounds,
+        pools={"fn": ("clamp", "bounded", "keep_within", "fit_range")},
+        span_marks=("p", "q"),
+        edge=((5, 1, 3),),
+    ),
+    T(
         "wrong_var", "position",
         '''
 def $fn($xs, $t):
@@ -468,6 +512,17 @@ def $fn($xs):
         edge=(([0, 1],),),
     ),
     T(
+        "negation", "drop_comments",
+        '''
+def $fn($xs):
+    ⟨"""The lines that are not comments."""|⟩
+    return [$s for $s in $xs «if |if not »$s.startswith("#")]
+''',
+        lambda r: ([r.choice(["#", ""]) + r.word(1, 4) for _ in range(r.randint(1, 5))],),
+        pools={"fn": ("drop_comments", "code_lines", "strip_comments", "no_comments")},
+        edge=((["#a", "b"],),),
+    ),
+    T(
         "negation", "first_truthy",
         '''
 def $fn($xs):
@@ -549,6 +604,16 @@ def $fn($xs):
         lambda r: (r.ints(1, 5),),
         pools={"fn": ("squares", "squared", "each_square", "sq_all")},
         edge=(([2],),),
+    ),
+    T(
+        "default_const", "repeat_default",
+        '''
+def $fn($s, $n«=1)|=2)»:
+    ⟨"""$s repeated $n times (twice by default)."""|⟩
+    return $s * $n
+''',
+        lambda r: (r.word(1, 4),),
+        pools={"fn": ("repeat", "doubled", "echo", "twice")},
     ),
     T(
         "default_const", "prefix_default",
@@ -645,6 +710,18 @@ def $fn($p, $q):
         lambda r: ((w := r.word(2, 6)), w[: r.randint(1, len(w))] if r.random() < 0.7 else r.word(1, 3)),
         pools={"fn": ("starts_with", "has_prefix", "begins", "opens_with"), "p": ("text", "s", "word", "line"),
                "q": ("prefix", "head", "stem", "lead")},
+        span_marks=("p", "q"),
+    ),
+    T(
+        "swapped_args", "quotient",
+        '''
+def $fn($p, $q):
+    ⟨"""The quotient and remainder of $p by $q."""|⟩
+    return divmod«($q, $p)|($p, $q)»
+''',
+        lambda r: (r.randint(5, 30), r.randint(2, 4)),
+        pools={"fn": ("quotient", "div_rem", "split_by", "share_out"), "p": ("total", "a", "whole", "num"),
+               "q": ("part", "b", "unit", "den")},
         span_marks=("p", "q"),
     ),
     T(
@@ -745,6 +822,19 @@ def $fn($xs):
         pools={"fn": ("initials", "acronym", "first_letters", "heads")},
     ),
     T(
+        "acc_init", "char_counts",
+        '''
+def $fn($s):
+    ⟨"""How often each letter occurs."""|⟩
+    $d« = {"": 0}| = {}»
+    for $x in $s:
+        $d[$x] = $d.get($x, 0) + 1
+    return $d
+''',
+        lambda r: (r.word(1, 5, "abc"),),
+        pools={"fn": ("char_counts", "letter_counts", "histogram", "tally_letters")},
+    ),
+    T(
         "acc_init", "min_init",
         '''
 def $fn($xs):
@@ -832,6 +922,17 @@ def $fn($p, $q):
         edge=((0, 4),),
     ),
     T(
+        "bool_op", "both_given",
+        '''
+def $fn($p, $q):
+    ⟨"""True when neither value is None."""|⟩
+    return $p is not None« or | and »$q is not None
+''',
+        lambda r: (r.choice([None, r.randint(0, 5)]), r.choice([None, r.randint(0, 5)])),
+        pools={"fn": ("both_given", "both_set", "complete_pair", "have_both")},
+        edge=((1, None),),
+    ),
+    T(
         "bool_op", "count_either",
         '''
 def $fn($xs, $t):
@@ -908,6 +1009,16 @@ def $fn($xs):
 ''',
         lambda r: (r.ints(1, 5),),
         pools={"fn": ("drop_last", "all_but_last", "init", "without_last")},
+    ),
+    T(
+        "index_pick", "second_item",
+        '''
+def $fn($xs):
+    ⟨"""The second value."""|⟩
+    return $xs«[2]|[1]»
+''',
+        lambda r: (r.ints(3, 6),),
+        pools={"fn": ("second_item", "runner", "next_after_first", "item_two")},
     ),
     T(
         "index_pick", "first_word",

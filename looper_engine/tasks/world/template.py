@@ -130,11 +130,24 @@ def _pool(template: Template, mark: str) -> tuple[str, ...]:
 
 
 def draw_names(template: Template, rng: random.Random) -> dict[str, str]:
-    """One value per mark of the source (and the module name), all different from each other."""
+    """One value per mark of the source (and the module name), all different from each other.
+
+    `$p` and `$q` are drawn as a matched pair (lo/hi, first/last, i/j: the same position of
+    their pools), so the name a fix needs follows from the name it replaces.
+    """
     marks = ["mod", *dict.fromkeys(_MARK.findall(template.source))]
     names: dict[str, str] = {}
     used: set[str] = set()
+    if "p" in marks and "q" in marks:
+        lows, highs = _pool(template, "p"), _pool(template, "q")
+        if len(lows) != len(highs):
+            raise ValueError(f"{template.key}: the pools of $p and $q must pair up")
+        position = rng.randrange(len(lows))
+        names["p"], names["q"] = lows[position], highs[position]
+        used |= {names["p"], names["q"]}
     for mark in marks:
+        if mark in names:
+            continue
         options = [v for v in _pool(template, mark) if v not in used]
         if not options:
             raise ValueError(f"{template.key}: pool of ${mark} exhausted by the other marks")
