@@ -8,9 +8,14 @@ kernels). Printed per side, as medians over the runs:
             reports them (steady state; excludes evaluation and saving)
   wall s    one whole call: load the model, build the data, train, save
 
-and the ratio ours/theirs (target >= 0.95). Usage:
+and the ratio ours/theirs (target >= 0.95).
 
-    .venv/bin/python bench/bench_train.py [--runs 3] [--iters 30]
+Then the BLAS: full training of the mini-lab architecture (hidden 128, 4 layers, float32,
+batches of 16 x 192 tokens) in two child processes, one with the OpenBLAS `looper` would
+preload and one with mlx's reference BLAS, each printing its median tokens/s, and the
+ratio (what `looper doctor` quotes when no OpenBLAS is installed). Usage:
+
+    .venv/bin/python bench/bench_train.py [--runs 3] [--iters 30] [--blas-only]
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ import argparse
 import contextlib
 import io
 import json
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 import types
@@ -79,11 +87,60 @@ def theirs(model: Path, data: Path, out: Path, cfg: TrainConfig) -> tuple[float,
     return statistics.median(speeds), wall
 
 
+FULL_TRAINING = """
+import json, statistics, time
+import mlx.core as mx, mlx.nn as nn, mlx.optimizers as optim
+from looper_engine.consolidation.pretrain import PretrainRecipe, model_config
+from mlx_lm.models.llama import Model, ModelArgs
+from looper_engine.runtime.blas import blas_info
+r = PretrainRecipe()
+model = Model(ModelArgs.from_dict(model_config(r, 1024, 1, 2)))
+opt = optim.AdamW(learning_rate=1e-3)
+def loss(m, x, y):
+    return nn.losses.cross_entropy(m(x), y).mean()
+step = nn.value_and_grad(model, loss)
+x = mx.random.randint(0, 1024, (16, 193))
+speeds = []
+for i in range(STEPS):
+    t = time.perf_counter()
+    v, g = step(model, x[:, :-1], x[:, 1:])
+    opt.update(model, g)
+    mx.eval(model.parameters(), opt.state, v)
+    if i >= 2:
+        speeds.append(16 * 192 / (time.perf_counter() - t))
+print(json.dumps({"blas": blas_info().summary(), "tok_s": statistics.median(speeds)}))
+"""
+
+
+def blas_comparison(steps: int) -> None:
+    from looper_engine.runtime.blas import find_openblas
+
+    lib = find_openblas()
+    if lib is None:
+        print("BLAS: no OpenBLAS on this machine (apt-get install libopenblas0-pthread); nothing to compare")
+        return
+    code = FULL_TRAINING.replace("STEPS", str(steps))
+    base_env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "LOOPER_BLAS")}
+    out = {}
+    for side, env in (("openblas", {**base_env, "LD_PRELOAD": str(lib)}), ("reference", base_env)):
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+        out[side] = json.loads(r.stdout.strip().splitlines()[-1])
+    print(f"full training, mini-lab model, batch 16 x 192 tokens, median of {steps - 2} steps")
+    for side in ("openblas", "reference"):
+        print(f"  {out[side]['blas']:70} {out[side]['tok_s']:>8.0f} tok/s")
+    print(f"  ratio openblas/reference: {out['openblas']['tok_s'] / out['reference']['tok_s']:.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--iters", type=int, default=30)
+    ap.add_argument("--blas-steps", type=int, default=12)
+    ap.add_argument("--blas-only", action="store_true")
     opts = ap.parse_args()
+    if opts.blas_only:
+        blas_comparison(opts.blas_steps)
+        return
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-train-"))
     try:
@@ -116,6 +173,7 @@ def main() -> None:
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    blas_comparison(opts.blas_steps)
 
 
 if __name__ == "__main__":

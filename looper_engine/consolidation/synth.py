@@ -75,6 +75,8 @@ class Sample(BaseModel):
     episode_id: str
     step: int
     resolved: bool
+    #: True for a whole-episode sample: every assistant turn is a target, not only the last.
+    all_turns: bool = False
 
     def row(self) -> dict[str, Any]:
         """What mlx-lm reads: only the messages."""
@@ -82,7 +84,10 @@ class Sample(BaseModel):
 
     def row_with_meta(self) -> dict[str, Any]:
         """The row strategies take: `meta` never reaches mlx-lm."""
-        return {"messages": self.messages, "meta": {"family": self.family, "task_id": self.task_id}}
+        meta: dict[str, Any] = {"family": self.family, "task_id": self.task_id}
+        if self.all_turns:
+            meta["all_turns"] = True
+        return {"messages": self.messages, "meta": meta}
 
 
 class FormatProblem(BaseModel):
@@ -152,7 +157,12 @@ def check_sample(sample: Sample, executed_call: dict[str, Any] | None, strip_fen
     the call that was executed; otherwise the reason."""
     if not sample.messages or sample.messages[-1]["role"] != "assistant":
         return "the sample does not end with an assistant turn"
-    result = parse_response(sample.messages[-1]["content"], strip_fences=strip_fences)
+    return check_turn(sample.messages[-1]["content"], executed_call, strip_fences)
+
+
+def check_turn(content: str, executed_call: dict[str, Any] | None, strip_fences: bool = True) -> str | None:
+    """None when one assistant turn parses into exactly the call that was executed."""
+    result = parse_response(content, strip_fences=strip_fences)
     if result.call is None:
         note = result.notes[0] if result.notes else "no tool call"
         return f"the assistant turn does not parse: {note}"
@@ -173,6 +183,8 @@ def _near_key(sample: Sample) -> str:
     id are near duplicates."""
     last_user = next((m["content"] for m in reversed(sample.messages[:-1]) if m["role"] == "user"), "")
     text = sample.messages[-1]["content"] + "\x00" + last_user[-400:]
+    if sample.all_turns:  # a whole episode: every turn and observation counts
+        text = "\x00".join(m["content"] for m in sample.messages)
     return hashlib.sha1(_NUM.sub("0", _WS.sub(" ", text)).encode()).hexdigest()
 
 
@@ -206,6 +218,43 @@ def samples_from_trajectory(
     return out, dropped_failed, dropped_looping
 
 
+def episode_sample(
+    traj: Trajectory, ep: EpisodeRow, selection: Selection
+) -> tuple[Sample, list[dict[str, Any] | None]] | None:
+    """The whole episode as one sample whose every assistant turn is a target, with the
+    call executed at each turn; None when it cannot be one: a step would be dropped
+    (failed or looping), or some step's context is not the previous one extended by its
+    reply and observation (pruning rewrote it), so the turns were not all seen as here."""
+    steps = [rec for rec in traj.steps if rec.output]
+    if not steps:
+        return None
+    for rec in steps:
+        if (_is_failed(rec) and not selection.keep_failed_steps) or (rec.alarms and not selection.keep_looping_steps):
+            return None
+    last = steps[-1]
+    messages = [m.as_dict() for m in traj.context(last.step)] + [
+        Message(role="assistant", content=last.output).as_dict()
+    ]
+    assistant_at = [i for i, m in enumerate(messages) if m["role"] == "assistant"]
+    if len(assistant_at) != len(steps):
+        return None
+    for rec, at in zip(steps, assistant_at, strict=True):
+        if messages[at]["content"] != rec.output:
+            return None
+        if [m.as_dict() for m in traj.context(rec.step)] != messages[:at]:
+            return None
+    sample = Sample(
+        messages=messages,
+        task_id=ep.task_id,
+        family=ep.family,
+        episode_id=ep.id,
+        step=last.step,
+        resolved=ep.resolved,
+        all_turns=True,
+    )
+    return sample, [rec.call for rec in steps]
+
+
 def _is_failed(rec: StepRecord) -> bool:
     if rec.problem is not None or rec.call is None:
         return True
@@ -237,8 +286,14 @@ async def synthesize(
     valid_fraction: float = 0.2,
     seed: int = 0,
     count_tokens: Callable[[list[dict[str, str]]], int] | None = None,
+    per_episode: bool = False,
 ) -> Dataset:
-    """Build the dataset. UserError (one line) when there is nothing to train on."""
+    """Build the dataset. UserError (one line) when there is nothing to train on.
+
+    With `per_episode`, an episode whose steps were all kept and never pruned is one sample
+    with the loss on every assistant turn: the same supervision as one sample per step (the
+    contexts are identical) in far fewer tokens. The format check then covers every turn.
+    Other episodes still give one sample per step."""
     selection = selection or Selection()
     count = count_tokens or (lambda msgs: sum(len(m["content"]) // 4 + 4 for m in msgs))
     episodes = [e for e in await store.episodes(limit=10_000_000) if selection.admits(e)]
@@ -246,18 +301,34 @@ async def synthesize(
         what = "resolved episodes" if selection.resolved_only else "finished episodes"
         raise UserError(f"no {what} in {store.path} match the selection; nothing to train on")
     pairs: list[tuple[Sample, dict[str, Any] | None]] = []
+    whole: list[tuple[Sample, list[dict[str, Any] | None]]] = []
     dropped_failed = dropped_looping = 0
     for ep in sorted(episodes, key=lambda e: (e.started_at, e.id)):
         traj = trajectory_from_events(await store.events(ep.id))
+        one = episode_sample(traj, ep, selection) if per_episode else None
+        if one is not None:
+            whole.append(one)
+            pairs.append((one[0], None))
+            continue
         got, f, lo = samples_from_trajectory(traj, ep, selection)
         pairs.extend(got)
         dropped_failed += f
         dropped_looping += lo
     problems: list[FormatProblem] = []
     for sample, call in pairs:
+        if sample.all_turns:
+            continue
         reason = check_sample(sample, call)
         if reason is not None:
             problems.append(FormatProblem(episode_id=sample.episode_id, step=sample.step, reason=reason))
+    for sample, calls in whole:
+        turns = [m["content"] for m in sample.messages if m["role"] == "assistant"]
+        for n, (content, call) in enumerate(zip(turns, calls, strict=True), 1):
+            reason = check_turn(content, call)
+            if reason is not None:
+                problems.append(
+                    FormatProblem(episode_id=sample.episode_id, step=n, reason=f"turn {n}: {reason}")
+                )
     seen: set[str] = set()
     unique: list[Sample] = []
     for sample, _ in pairs:
@@ -292,4 +363,6 @@ async def synthesize(
     digest = hashlib.sha256()
     for s in train + valid:
         digest.update(json.dumps(s.messages, sort_keys=True).encode())
+        if s.all_turns:
+            digest.update(b"\x00all_turns")
     return Dataset(train=train, valid=valid, stats=stats, data_hash=digest.hexdigest()[:16])

@@ -26,6 +26,32 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     init.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
     init.set_defaults(func=cmd_init_tiny)
 
+    pre = msub.add_parser(
+        "pretrain",
+        help="train the mini-lab base model from random weights on the task world's base families",
+    )
+    pre.add_argument("path", nargs="?", type=Path, default=Path("models/minilab"),
+                     help="model folder (default models/minilab)")
+    pre.add_argument("--iters", type=int, default=None, help="optimizer steps (default 600)")
+    pre.add_argument("--per-template", type=int, default=None,
+                     help="oracle episodes per training template (default 200)")
+    pre.add_argument("--seed", type=int, default=None, help="weight and batch-order seed (default 0)")
+    pre.add_argument("--force", action="store_true", help="rebuild even when the folder holds this recipe's model")
+    pre.set_defaults(func=cmd_pretrain)
+
+    ev = msub.add_parser(
+        "eval",
+        help="score a mini-lab model through the real engine on new world instances, per family",
+    )
+    ev.add_argument("path", nargs="?", type=Path, default=Path("models/minilab"))
+    ev.add_argument("--n", type=int, default=100, help="instances per base family (default 100)")
+    ev.add_argument("--n-other", type=int, default=30,
+                    help="instances per stream family and per held-out set (default 30)")
+    ev.add_argument("--seed", type=int, default=9000, help="world seed of the evaluation instances")
+    ev.add_argument("--db", dest="db_sub", default=None, help="record the episodes here (default: a scratch file)")
+    ev.add_argument("--json", dest="json_out", type=Path, default=None, help="also write the table as JSON")
+    ev.set_defaults(func=cmd_eval)
+
 
 def human_size(n: int | None) -> str:
     if n is None:
@@ -101,4 +127,88 @@ def cmd_init_tiny(args: argparse.Namespace) -> int:
     print(f"tiny model (seed {args.seed}) at {path}")
     print("its weights are random: its output is noise. Use it to exercise the stack, never to measure an agent.")
     print(f"try it: looper run --model mlx:{path}")
+    return 0
+
+
+def _mlx_missing(e: ModuleNotFoundError) -> UserError:
+    return UserError(f"the mini-lab model needs mlx-lm ({e.name} is missing): pip install 'looper[mlx]'")
+
+
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    try:
+        from looper_engine.consolidation.pretrain import PretrainRecipe, parameters_label, pretrain
+        from looper_engine.runtime.blas import blas_info
+    except ModuleNotFoundError as e:
+        raise _mlx_missing(e) from None
+    overrides = {k: v for k, v in (("iters", args.iters), ("per_template", args.per_template), ("seed", args.seed))
+                 if v is not None}
+    try:
+        recipe = PretrainRecipe(**overrides)
+    except ValueError as exc:
+        raise UserError(f"bad pretraining setting: {str(exc).splitlines()[-1].strip()}") from None
+    console = Console()
+    blas = blas_info()
+    console.print(f"BLAS: {blas.line()}", style="dim" if blas.fast else "yellow")
+    progress = Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        TextColumn("{task.completed:>5.0f}/{task.total:<5.0f}"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    bars: dict[str, int] = {}
+
+    def on_progress(p) -> None:  # noqa: ANN001 - PretrainProgress
+        if p.phase in ("episodes", "train"):
+            if p.phase not in bars:
+                bars[p.phase] = progress.add_task(p.phase, total=max(p.total, 1), info="")
+            info = ""
+            if p.loss is not None:
+                info = f"loss {p.loss:.3f}  {p.tokens_per_second or 0:.0f} tok/s"
+            progress.update(bars[p.phase], completed=p.done, total=max(p.total, 1), info=info)
+        elif p.message:
+            progress.console.print(p.message, style="dim")
+
+    try:
+        with progress:
+            result = pretrain(args.path, recipe, force=args.force, on_progress=on_progress)
+    except ModuleNotFoundError as e:
+        raise _mlx_missing(e) from None
+    if result.cached:
+        console.print(f"{result.path} already holds this recipe's model (recipe {result.recipe_key}, "
+                      f"data {result.data_hash}); --force rebuilds it")
+    else:
+        console.print(
+            f"mini-lab model ({parameters_label(result.parameters)} parameters, vocab {result.vocab_size}) at "
+            f"{result.path}: {result.samples} samples from {result.episodes} oracle episodes, final loss "
+            f"{result.final_loss:.3f}, {result.tokens_per_second or 0:.0f} tok/s, {result.seconds / 60:.1f} min"
+        )
+    console.print(f"score it: looper model eval {result.path}    run it: looper run --suite world --model mlx:{result.path}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    try:
+        from looper_engine.consolidation.minilab_eval import evaluate_model, results_table
+    except ModuleNotFoundError as e:
+        raise _mlx_missing(e) from None
+    if args.n < 1 or args.n_other < 0:
+        raise UserError("--n must be at least 1 and --n-other at least 0")
+    console = Console()
+    db = Path(args.db_sub) if args.db_sub else None
+    report = asyncio.run(
+        evaluate_model(args.path, n_base=args.n, n_other=args.n_other, seed=args.seed, db=db,
+                       on_line=lambda line: console.print(line, style="dim"))
+    )
+    console.print(results_table(report))
+    if args.json_out is not None:
+        args.json_out.write_text(report.model_dump_json(indent=2))
     return 0

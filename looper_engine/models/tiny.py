@@ -231,7 +231,7 @@ def _train_tokenizer() -> Any:
     return tok
 
 
-def _init_weights(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, Any]:
+def init_weights(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, Any]:
     """Weights drawn from numpy's seeded generator, so a seed means the same model
     everywhere and building never touches mlx's global random state."""
     import mlx.core as mx
@@ -286,7 +286,7 @@ def _write_model(folder: Path, seed: int) -> None:
     }
     model = Model(ModelArgs.from_dict(config))
     shapes = {name: tuple(p.shape) for name, p in tree_flatten(model.parameters())}
-    weights = _init_weights(shapes, seed)
+    weights = init_weights(shapes, seed)
     mx.save_safetensors(str(folder / "model.safetensors"), weights, metadata={"format": "mlx"})
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
