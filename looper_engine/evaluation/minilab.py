@@ -24,10 +24,11 @@ from looper_engine.config import AgentConfig
 from looper_engine.consolidation.train import TrainConfig
 from looper_engine.errors import UserError
 from looper_engine.tasks.model import Task
+from looper_engine.tasks.world.curriculum import BASE_FAMILIES, STREAM_FAMILIES
 
 DEFAULT_MODEL = "mlx:models/minilab"
-#: The base model's four pretraining families, then three it has never seen.
-DEFAULT_FAMILIES = ("range_bound", "comparison", "arith_op", "negation", "bool_op", "index_pick", "acc_init")
+#: The base model's pretraining families, then the first three it has never seen.
+DEFAULT_FAMILIES = (*BASE_FAMILIES, *STREAM_FAMILIES[:3])
 
 
 def _default_train() -> TrainConfig:
