@@ -29,7 +29,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="base model: an MLX folder or mlx:PATH")
     p.add_argument("--data", default=None, help="a folder from `looper synth` (default: synthesize from --db)")
     p.add_argument("--db", dest="db_sub", default=None)
-    p.add_argument("--strategy", default="naive", help="naive, replay, ewc, routing, merge")
+    p.add_argument("--strategy", default="naive", help="naive, replay, ewc, routing, merge, cumulative, share")
     p.add_argument("--parent", default=None, help="continue from this adapter id")
     p.add_argument("--adapters", default="adapters", help="adapter folder (default adapters/)")
     p.add_argument("--iters", type=int, default=None)
@@ -37,6 +37,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--layers", type=int, default=None, help="blocks to adapt from the top (-1 = all)")
+    p.add_argument(
+        "--full", action="store_true", help="full fine-tuning: train the model's weights, not LoRA layers"
+    )
     _selection_args(p)
     p.set_defaults(func=cmd_train)
 
@@ -175,6 +178,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "learning_rate": args.lr,
             "batch_size": args.batch_size,
             "num_layers": args.layers,
+            "fine_tune_type": "full" if args.full else None,
         }.items()
         if v is not None
     }

@@ -24,10 +24,11 @@ from looper_engine.config import AgentConfig
 from looper_engine.consolidation.train import TrainConfig
 from looper_engine.errors import UserError
 from looper_engine.tasks.model import Task
+from looper_engine.tasks.world.curriculum import BASE_FAMILIES, STREAM_FAMILIES
 
 DEFAULT_MODEL = "mlx:models/minilab"
-#: The base model's four pretraining families, then three it has never seen.
-DEFAULT_FAMILIES = ("range_bound", "comparison", "arith_op", "negation", "bool_op", "index_pick", "acc_init")
+#: The base model's pretraining families, then the first three it has never seen.
+DEFAULT_FAMILIES = (*BASE_FAMILIES, *STREAM_FAMILIES[:3])
 
 
 def _default_train() -> TrainConfig:
@@ -169,6 +170,7 @@ async def teach(
     workspace_parent: Path | None = None,
     on_job: Any = None,
     flush: Any = None,
+    parent: str | None = None,
 ) -> Any:
     """Run the oracle's lesson on `family`, train on it and register the adapter; returns
     the AdapterRecord (None when cancelled). `on_job(job)` gets the ConsolidationJob as soon
@@ -208,6 +210,7 @@ async def teach(
         train_config=settings.train,
         adapters_dir=adapters_dir,
         selection=Selection(episode_ids=ids),
+        parent_adapter=parent,
     )
     if on_job is not None:
         on_job(job)

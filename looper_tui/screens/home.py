@@ -111,9 +111,9 @@ class HomeScreen(Screen[None]):
         rate = int(self.looper.settings.demo_rate)
         problem = self._minilab_problem()
         minilab = (
-            [("  Ready: press m.", "bold $success")]
+            [("\nReady: press m.", "bold $success")]
             if problem is None
-            else [("  Not here yet: ", "$warning"), (problem.split(": ", 1)[-1], "$warning")]
+            else [("\nNot here yet: ", "$warning"), (problem.split(": ", 1)[-1], "$warning")]
         )
         return Content.assemble(
             ("Welcome to Looper.", "bold"),

@@ -77,7 +77,7 @@ class MiniLabScreen(Screen[None]):
         yield Static(self._title(), id="minilab-title")
         with Horizontal(id="minilab-body"):
             with Vertical(id="scores-pane") as scores:
-                scores.border_title = "Resolved, family by family"
+                scores.border_title = "Results: before and after"
                 yield DataTable(id="scores", cursor_type="row", zebra_stripes=False)
             with Vertical(id="stream-pane") as stream:
                 stream.border_title = "The model, live"
@@ -211,6 +211,7 @@ class MiniLabScreen(Screen[None]):
                 store, lab.bus, self.settings, family,
                 adapters_dir=self.looper.adapters_dir, workspace_parent=lab.workspace_parent, on_job=got_job,
                 flush=lab.writer.flush if lab.writer is not None else None,
+                parent=self.adapter.id if self.adapter is not None else None,
             )
         except UserError as exc:
             self._status(f"teaching {family} failed: {exc}", "bold $error")
@@ -267,9 +268,9 @@ class MiniLabScreen(Screen[None]):
         if not running:
             return
         ep = running[0]
-        step = ep.steps[-1] if ep.steps else None
-        text = step.output if step is not None else ""
-        lines = text.splitlines()[-STREAM_LINES:]
+        # The newest reply with text in it: a step that just began has none yet.
+        text = next((s.output.strip() for s in reversed(ep.steps) if s.output.strip()), "")
+        lines = [line for line in text.splitlines() if line.strip()][-STREAM_LINES:]
         self.query_one("#stream-task", Static).update(
             Content.assemble((ep.task_id, "bold"), (f"  step {ep.current_step}", "$text-muted"))
         )

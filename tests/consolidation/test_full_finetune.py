@@ -90,3 +90,36 @@ async def test_the_mlx_backend_runs_a_full_fine_tune_and_swaps_back_to_the_base(
     await backend.load_adapter(full.adapter_dir)
     assert await text() == tuned
     await backend.aclose()
+
+
+def test_looper_train_full_registers_a_full_fine_tune(tiny_model: Path, rows: list, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for name, part in (("train", rows[:12]), ("valid", rows[12:])):
+        (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in part))
+    cmd = [
+        sys.executable,
+        "-m",
+        "looper_engine.cli",
+        "train",
+        "--model",
+        f"mlx:{tiny_model}",
+        "--data",
+        str(data),
+        "--db",
+        str(tmp_path / "lab.db"),
+        "--adapters",
+        str(tmp_path / "adapters"),
+        "--full",
+        "--iters",
+        "2",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (adapter,) = (tmp_path / "adapters").iterdir()
+    assert read_adapter_config(adapter).fine_tune_type == "full"
+    verify_adapter_loads(tiny_model, adapter)

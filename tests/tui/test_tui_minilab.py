@@ -116,6 +116,13 @@ async def test_a_model_learns_a_family_it_fails_before_and_after(tmp_path, tiny)
         after = next(r for r in runs if "round 2 (after)" in r.name)
         assert f"@{record.path}" in after.model
 
+        # A second lesson continues the first one's adapter, so what was taught stays taught.
+        await pilot.press("t")
+        await wait_until(pilot, lambda: screen.adapter.id != record.id and not screen.busy, timeout=90)
+        assert screen.taught == ["negation", "comparison"]
+        newest = next(r for r in await list_adapters(app.lab.store) if r.id == screen.adapter.id)
+        assert newest.parent_id == record.id
+
 
 def test_mini_lab_screen_snapshot(tmp_path, snap_compare, tiny, monkeypatch):
     monkeypatch.chdir(tiny.parent)
