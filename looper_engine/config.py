@@ -3,6 +3,8 @@ switch here so that its ablation can be rerun (see the README's table)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 #: The framework fixes, in the order the README's ablation table lists them.
@@ -62,6 +64,12 @@ class AgentConfig(BaseModel):
     output_cap_chars: int = Field(6000, ge=200)
     fuzzy_threshold: float = Field(90.0, ge=50.0, le=100.0)
     test_timeout_s: float = Field(120.0, gt=0, description="seconds the scoring test run may take")
+
+    # sandbox
+    sandbox: Literal["auto", "bwrap", "seatbelt", "none"] = Field(
+        "auto", description="what confines the model's commands and the tests: auto picks bwrap on Linux, seatbelt on macOS"
+    )
+    network: bool = Field(False, description="commands in the sandbox may use the network")
 
     def tool_settings(self) -> ToolSettings:
         return ToolSettings(
