@@ -1,7 +1,15 @@
 """Confinement for every command a model influenced: its bash calls, the tests that score it,
 the harness commands of SWE-Bench-CL tasks and the replay of a forked workspace."""
 
-from looper_engine.sandbox.profile import SANDBOX_MODES, Limits, SandboxKind, SandboxMode, SandboxSettings
+from looper_engine.sandbox.profile import (
+    SANDBOX_MODES,
+    Limits,
+    SandboxKind,
+    SandboxMode,
+    SandboxSettings,
+    recorded_kind,
+    sandbox_note,
+)
 from looper_engine.sandbox.session import (
     ProcResult,
     Sandbox,
@@ -21,6 +29,8 @@ __all__ = [
     "SandboxSettings",
     "SandboxUnavailable",
     "open_sandbox",
+    "recorded_kind",
+    "sandbox_note",
     "resolve_mode",
     "run_direct",
 ]

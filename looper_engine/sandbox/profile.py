@@ -174,3 +174,18 @@ def user_process_count() -> int:
         except OSError:
             continue
     return count
+
+
+def recorded_kind(config: dict[str, object]) -> SandboxKind:
+    """What confined a stored episode, read off its recorded config. Episodes recorded before
+    the sandbox existed carry no setting: they ran unconfined."""
+    kind = config.get("sandbox")
+    return kind if kind in ("bwrap", "seatbelt") else "none"  # type: ignore[return-value]
+
+
+def sandbox_note(kinds: list[SandboxKind]) -> str:
+    """A line for a table of episodes that mixes sandboxed and unsandboxed ones ('' otherwise)."""
+    unconfined = sum(1 for k in kinds if k == "none")
+    if not unconfined or unconfined == len(kinds):
+        return ""
+    return f"note: {unconfined} of {len(kinds)} episodes ran unsandboxed (--sandbox none); the rest were confined"

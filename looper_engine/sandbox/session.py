@@ -150,6 +150,9 @@ class Sandbox:
     async def start(self) -> None:
         """Start the sandbox (nothing to do unconfined)."""
 
+    def preexec(self) -> None:
+        """Runs in the sandbox's first process before it execs (once per episode)."""
+
     async def run(
         self,
         argv: Sequence[str],
@@ -189,9 +192,6 @@ class _ServerSandbox(Sandbox):
     def command(self) -> list[str]:
         raise NotImplementedError
 
-    def preexec(self) -> None:
-        """Runs in the sandbox's first process before it execs (once per episode)."""
-
     async def start(self) -> None:
         if self._proc is not None and self._proc.returncode is None:
             return
@@ -205,7 +205,7 @@ class _ServerSandbox(Sandbox):
             stderr=subprocess.PIPE,
             env=self.env(),
             start_new_session=True,
-            preexec_fn=self.preexec,
+            preexec_fn=self.preexec if type(self).preexec is not Sandbox.preexec else None,
         )
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._proc.stdin.write(server.encode({"limits": self._limits}))
@@ -301,8 +301,72 @@ def _host_pid_namespace() -> str:
         return ""
 
 
+def _pids_cgroup_root() -> Path | None:
+    """A pids cgroup hierarchy this process may create groups in, or None."""
+    for root in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
+        try:
+            if root.name != "pids" and "pids" not in (root / "cgroup.subtree_control").read_text().split():
+                continue
+        except OSError:
+            continue
+        if os.access(root, os.W_OK) and (root / "cgroup.procs").exists():
+            return root
+    return None
+
+
 class BwrapSandbox(_ServerSandbox):
+    """Linux: the server runs inside bubblewrap's namespaces.
+
+    RLIMIT_NPROC does not bind root (nor counts per sandbox), so when Looper runs as root the
+    process cap is a pids cgroup around the whole sandbox instead, where one can be made."""
+
     kind: SandboxKind = "bwrap"
+
+    def __init__(self, workspace: Path, settings: SandboxSettings) -> None:
+        super().__init__(workspace, settings)
+        self._cgroup: Path | None = None
+
+    async def start(self) -> None:
+        if self._proc is not None and self._proc.returncode is None:
+            return
+        processes = self.settings.limits.processes
+        if os.geteuid() == 0 and processes and self._cgroup is None:
+            root = _pids_cgroup_root()
+            if root is not None:
+                group = root / f"looper-{os.getpid()}-{id(self):x}"
+                try:
+                    group.mkdir()
+                    (group / "pids.max").write_text(str(processes))
+                    self._cgroup = group
+                except OSError:
+                    with contextlib.suppress(OSError):
+                        group.rmdir()
+        await super().start()
+
+    def preexec(self) -> None:
+        if self._cgroup is not None:
+            with open(self._cgroup / "cgroup.procs", "w") as f:
+                f.write(str(os.getpid()))
+
+    async def close(self) -> None:
+        await super().close()
+        group, self._cgroup = self._cgroup, None
+        if group is not None:
+            for _ in range(50):
+                try:
+                    group.rmdir()
+                    break
+                except OSError:  # its last processes are still exiting
+                    await asyncio.sleep(0.02)
+
+    @property
+    def process_cap(self) -> str:
+        """How the process limit is enforced here: "rlimit", "cgroup" or "" (not at all)."""
+        if not self.settings.limits.processes:
+            return ""
+        if os.geteuid() != 0:
+            return "rlimit"
+        return "cgroup" if self._cgroup is not None else ""
 
     def command(self) -> list[str]:
         return [
