@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import time
+import weakref
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -270,8 +271,41 @@ def _edit(call: EditCall, ws: Workspace, settings: ToolSettings) -> ToolOutcome:
 # ---------------------------------------------------------------------------- bash
 
 
+#: a workspace whose stat walk takes less than this is walked on the event loop's thread
+_INLINE_SNAPSHOT_S = 0.002
+_inline_snapshots: weakref.WeakSet[Workspace] = weakref.WeakSet()
+
+
+async def _snapshot(ws: Workspace) -> dict[str, tuple[int, int]]:
+    """The workspace's stat snapshot. A small workspace (a koan's) is walked inline: the hop to
+    a thread and back costs more than the walk; a large repository is walked in a thread so the
+    loop (the TUI's) keeps running."""
+    if ws in _inline_snapshots:
+        return ws.stat_snapshot()
+
+    def timed() -> tuple[dict[str, tuple[int, int]], float]:
+        started = time.perf_counter()
+        snap = ws.stat_snapshot()
+        return snap, time.perf_counter() - started
+
+    snap, took = await asyncio.to_thread(timed)
+    if took < _INLINE_SNAPSHOT_S:
+        _inline_snapshots.add(ws)
+    return snap
+
+
+_envs: weakref.WeakKeyDictionary[Sandbox, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
 def command_env(sandbox: Sandbox) -> dict[str, str]:
-    """The environment of a model's command (and of the tests that score it)."""
+    """The environment of a model's command (and of the tests that score it), built once per sandbox."""
+    env = _envs.get(sandbox)
+    if env is None:
+        env = _envs[sandbox] = _command_env(sandbox)
+    return env
+
+
+def _command_env(sandbox: Sandbox) -> dict[str, str]:
     # The workspace's tests must run with the interpreter (and pytest) this process runs on.
     bin_dir = str(Path(sys.executable).parent)
     extra = {
@@ -293,7 +327,7 @@ async def _bash(call: BashCall, ws: Workspace, settings: ToolSettings, sandbox: 
     command = call.command.strip()
     if not command:
         raise ToolError("the <bash> command is empty; e.g. <bash>pytest -q</bash>")
-    before = await asyncio.to_thread(ws.stat_snapshot)
+    before = await _snapshot(ws)
     box = sandbox or Sandbox(ws.root, SandboxSettings(mode="none"))
     shell = shutil.which("bash") or "/bin/sh"
     # Its own process group, killed at the end with whatever it left running (a `server &`, a
@@ -325,7 +359,7 @@ async def _bash(call: BashCall, ws: Workspace, settings: ToolSettings, sandbox: 
     notes = [status]
     if leftovers and not timed_out:
         notes.append("[background processes the command left running were killed]")
-    after = await asyncio.to_thread(ws.stat_snapshot)
+    after = await _snapshot(ws)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     output = "\n".join([text if text else "(no output)", *notes])
     return ToolOutcome(
