@@ -126,6 +126,8 @@ class EpisodeState:
     model: str = ""
     model_label: str = ""
     scripted: bool = False
+    #: run with ``--sandbox none``: its commands were not confined
+    unsandboxed: bool = False
     max_steps: int = 0
     token_budget: int = 0
     system_prompt: str = ""
@@ -259,6 +261,7 @@ class EpisodeState:
             self.run_id = ev.run_id
             self.task_id, self.model, self.model_label = ev.task_id, ev.model, ev.model_label
             self.scripted = ev.scripted
+            self.unsandboxed = ev.config.get("sandbox") == "none"
             self.max_steps, self.token_budget = ev.max_steps, ev.token_budget
             self.budget = self.budget or ev.token_budget
             self.system_prompt = ev.system_prompt

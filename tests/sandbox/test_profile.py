@@ -70,3 +70,23 @@ def test_looper_run_stops_with_one_line_when_the_sandbox_cannot_start(tmp_path: 
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "sandbox" in lines[0] and "--sandbox none" in lines[0]
     assert not (tmp_path / "looper.db").exists()  # nothing ran, nothing was recorded
+
+
+def test_the_tui_form_request_carries_the_sandbox_and_the_state_flags_unsandboxed() -> None:
+    from looper_engine.events import EpisodeStarted
+    from looper_tui.lab import RunRequest
+    from looper_tui.state import EpisodeState
+
+    assert RunRequest().agent_config().sandbox == "auto"
+    assert RunRequest(sandbox="none").agent_config().sandbox == "none"
+
+    def started(config: dict) -> EpisodeStarted:
+        return EpisodeStarted(
+            episode_id="ep-1", task_id="t", suite="s", family="f", model="m", model_label="m", scripted=True,
+            system_prompt="", task_prompt="", max_steps=3, token_budget=512, config=config,
+        )
+
+    confined, open_ = EpisodeState(id="ep-1"), EpisodeState(id="ep-1")
+    confined.apply(started({"sandbox": "bwrap"}))
+    open_.apply(started({"sandbox": "none"}))
+    assert not confined.unsandboxed and open_.unsandboxed
