@@ -90,3 +90,15 @@ def test_the_tui_form_request_carries_the_sandbox_and_the_state_flags_unsandboxe
     confined.apply(started({"sandbox": "bwrap"}))
     open_.apply(started({"sandbox": "none"}))
     assert not confined.unsandboxed and open_.unsandboxed
+
+
+def test_experiment_files_set_the_sandbox_and_reject_unknown_kinds() -> None:
+    from looper_engine.errors import UserError
+    from looper_engine.evaluation.experiment import parse_experiment
+
+    base = 'model = "scripted:oracle"\nchunk_size = 2\n[stream]\nfamilies = ["off_by_one"]\nper_family = 2\n'
+    spec = parse_experiment(base + '[agent]\nsandbox = "none"\nnetwork = true\n[[arms]]\nname = "base"\n')
+    cfg = spec.arms[0].agent_config(spec.limits, 0, spec.agent)
+    assert (cfg.sandbox, cfg.network) == ("none", True)
+    with pytest.raises(UserError, match="sandbox"):
+        parse_experiment(base + '[agent]\nsandbox = "docker"\n[[arms]]\nname = "base"\n', "exp")
