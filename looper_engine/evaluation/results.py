@@ -12,6 +12,7 @@ the smallest difference this n could detect (80% power, alpha 0.05).
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from typing import Any, Literal
@@ -185,6 +186,8 @@ class ExperimentResults(BaseModel):
     arms: list[ArmResults]
     scripted: bool = False
     counts: dict[str, int] = Field(default_factory=dict)
+    #: a line when sandboxed and unsandboxed episodes are mixed in these results ('' otherwise)
+    sandbox_note: str = ""
 
     def arm(self, name: str) -> ArmResults:
         for a in self.arms:
@@ -482,7 +485,20 @@ async def load_results(store: Store, exp_id: str, *, resamples: int = BOOTSTRAP_
         arms=arms,
         scripted=scripted,
         counts=await experiment_counts(store, exp.id),
+        sandbox_note=await _sandbox_note(store, [c.episode_id for c in cells]),
     )
+
+
+async def _sandbox_note(store: Store, episode_ids: list[str]) -> str:
+    from looper_engine.sandbox import recorded_kind, sandbox_note
+
+    ids = sorted(set(episode_ids))
+    configs: list[str] = []
+    for i in range(0, len(ids), 500):
+        part = ids[i : i + 500]
+        rows = await store._fetch(f"SELECT config FROM episodes WHERE id IN ({','.join('?' * len(part))})", tuple(part))
+        configs += [r["config"] for r in rows]
+    return sandbox_note([recorded_kind(json.loads(c)) for c in configs])
 
 
 def _recorded_chunks(cells: list[CellRow]) -> list[list[str]]:
