@@ -102,3 +102,26 @@ def test_experiment_files_set_the_sandbox_and_reject_unknown_kinds() -> None:
     assert (cfg.sandbox, cfg.network) == ("none", True)
     with pytest.raises(UserError, match="sandbox"):
         parse_experiment(base + '[agent]\nsandbox = "docker"\n[[arms]]\nname = "base"\n', "exp")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux")
+def test_looper_show_labels_unsandboxed_episodes_and_a_mixed_list(tmp_path: Path) -> None:
+    import os
+
+    from looper_engine.sandbox import SandboxUnavailable, resolve_mode
+
+    try:
+        resolve_mode("bwrap")
+    except SandboxUnavailable as exc:
+        pytest.skip(str(exc))
+
+    path = os.environ["PATH"]
+    one = ["--quiet", "--rate", "0", "--tasks", "off_by_one/date_range"]
+    assert _looper(["run", *one, "--sandbox", "none"], path, tmp_path).returncode == 0
+    shown = _looper(["show"], path, tmp_path)
+    assert shown.returncode == 0 and "UNSANDBOXED" in shown.stdout
+    assert _looper(["run", *one], path, tmp_path).returncode == 0
+    shown = _looper(["show"], path, tmp_path)
+    assert "UNSANDBOXED" not in shown.stdout and "sandbox bwrap" in shown.stdout
+    listed = _looper(["show", "--list"], path, tmp_path)
+    assert "1 of 2 episodes ran unsandboxed" in " ".join(listed.stdout.split())
