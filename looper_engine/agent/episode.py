@@ -4,6 +4,7 @@ the episode itself keeps only what the next step needs."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from pathlib import Path
@@ -172,12 +173,14 @@ class Episode:
         score: Score | None = None
         ws: Workspace | None = None
         sandbox: Sandbox | None = None
+        starting: asyncio.Future[None] | None = None
         try:
             ws = await Workspace.create(self.task.source_dir, self.workspace_parent)
             sandbox = open_sandbox(
                 ws.root, SandboxSettings(mode=sandbox_kind, network=self.config.network)
             )
-            await sandbox.start()
+            # The sandbox starts while the model writes its first turn; the first command waits for it.
+            starting = asyncio.ensure_future(sandbox.start())
             self._sandbox = sandbox
             self.window.reset(
                 [
@@ -205,6 +208,8 @@ class Episode:
         finally:
             self.control.finish()
             if sandbox is not None:
+                if starting is not None and starting.done() and not starting.cancelled():
+                    starting.exception()  # seen: a failed start is reported by the command that waited
                 await sandbox.close()
             if ws is not None:
                 ws.cleanup()

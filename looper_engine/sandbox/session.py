@@ -188,13 +188,27 @@ class _ServerSandbox(Sandbox):
         self._proc: asyncio.subprocess.Process | None = None
         self._lock = asyncio.Lock()
         self._limits: dict[str, int] = {}
+        self._starting: asyncio.Future[None] | None = None
 
     def command(self) -> list[str]:
         raise NotImplementedError
 
     async def start(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            return
+        """Start the server, once: an episode starts it early (so the start overlaps the model's
+        first turn) and its first command waits for the same start."""
+        running = self._proc is not None and self._proc.returncode is None
+        last = self._starting
+        # a start that failed keeps failing (the same line); one whose server died since starts again
+        again = last is not None and last.done() and not running and (last.cancelled() or last.exception() is None)
+        if last is None or again:
+            self._starting = asyncio.ensure_future(self._start())
+        await asyncio.shield(self._starting)
+
+    async def _prepare(self) -> None:
+        """What a kind of sandbox sets up before its server starts."""
+
+    async def _start(self) -> None:
+        await self._prepare()
         self._limits = limit_values(self.settings.limits, user_process_count())
         argv = self.command()
         # Started from the event loop's thread: --die-with-parent follows the thread that forked.
@@ -240,7 +254,6 @@ class _ServerSandbox(Sandbox):
             "stdin": stdin,
             "head": head,
             "tail": tail,
-            "limits": self._limits,
         }
         async with self._lock:
             await self.start()
@@ -280,6 +293,11 @@ class _ServerSandbox(Sandbox):
             await asyncio.wait_for(proc.wait(), 5)
 
     async def close(self) -> None:
+        starting, self._starting = self._starting, None
+        if starting is not None and not starting.done():
+            starting.cancel()
+            with contextlib.suppress(BaseException):
+                await starting
         proc = self._proc
         if proc is not None and proc.stdin is not None and proc.returncode is None:
             # Closing its input ends the server; bwrap's init then takes the namespace down.
@@ -326,9 +344,7 @@ class BwrapSandbox(_ServerSandbox):
         super().__init__(workspace, settings)
         self._cgroup: Path | None = None
 
-    async def start(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            return
+    async def _prepare(self) -> None:
         processes = self.settings.limits.processes
         if os.geteuid() == 0 and processes and self._cgroup is None:
             root = _pids_cgroup_root()
@@ -341,7 +357,6 @@ class BwrapSandbox(_ServerSandbox):
                 except OSError:
                     with contextlib.suppress(OSError):
                         group.rmdir()
-        await super().start()
 
     def preexec(self) -> None:
         if self._cgroup is not None:
