@@ -45,7 +45,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from looper_engine.errors import UserError
-from looper_engine.sandbox import Sandbox, SandboxSettings
+from looper_engine.sandbox import Sandbox, SandboxMode, SandboxSettings, open_sandbox
 from looper_engine.tasks.model import Score, Task
 
 # --- the curriculum file ----------------------------------------------------------------
@@ -580,12 +580,13 @@ async def run_swe_tests(
     python: str | None = None,
     output_tail: int = 20000,
     sandbox: Sandbox | None = None,
+    sandbox_mode: SandboxMode = "auto",
 ) -> SweScore:
     """Run the task's FAIL_TO_PASS and PASS_TO_PASS tests in `workspace` and grade each one.
 
     `python` is the interpreter of the repository's environment (default: this one). The tests
-    run in ``sandbox`` (None: unconfined); its settings' ``read_only`` should name that
-    environment when it lives under $HOME. The test
+    run in ``sandbox``, or when None in one opened for this run with ``sandbox_mode``
+    ("none": unconfined); the environment of ``python`` is readable inside. The test
     patch is applied first if the workspace lacks it. A run past `timeout_s` is killed; tests
     it had not reported count as missing, so the task is not resolved."""
     workspace = Path(workspace).absolute()
@@ -595,11 +596,20 @@ async def run_swe_tests(
     if patch.strip() and not await _patch_applied(workspace, patch):
         await apply_patch(workspace, patch, f"test patch of {task.instance_id}")
     plan = plan_tests(task, python or sys.executable, workspace)
-    box = sandbox or Sandbox(workspace, SandboxSettings(mode="none"))
-    env = box.env({"PYTHONDONTWRITEBYTECODE": "1", "PY_COLORS": "0", "NO_COLOR": "1"})
-    start = time.monotonic()
-    proc = await _run(plan.argv, cwd=workspace, timeout_s=timeout_s, env=env, sandbox=box)
-    duration = time.monotonic() - start
+    own = sandbox is None
+    if sandbox is None:
+        # The repository's interpreter may live under $HOME: its environment is bound back.
+        env_root = [Path(python).resolve().parent.parent] if python else []
+        sandbox = open_sandbox(workspace, SandboxSettings(mode=sandbox_mode, read_only=env_root))
+    box = sandbox
+    try:
+        env = box.env({"PYTHONDONTWRITEBYTECODE": "1", "PY_COLORS": "0", "NO_COLOR": "1"})
+        start = time.monotonic()
+        proc = await _run(plan.argv, cwd=workspace, timeout_s=timeout_s, env=env, sandbox=box)
+        duration = time.monotonic() - start
+    finally:
+        if own:
+            await box.close()
     parsed = (
         parse_pytest_output(proc.output) if plan.style == "pytest" else parse_unittest_output(proc.output)
     )
