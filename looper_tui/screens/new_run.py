@@ -13,7 +13,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from looper_engine.config import FRAMEWORK_SWITCHES, AgentConfig
 from looper_engine.errors import UserError
-from looper_engine.sandbox import SANDBOX_MODES
+from looper_engine.sandbox import SANDBOX_MODES, resolve_mode
 from looper_engine.tasks.suites import SUITES, load_suite, select_tasks
 from looper_tui.lab import WATCHABLE_RATE, RunRequest
 
@@ -127,6 +127,8 @@ class NewRunScreen(ModalScreen[RunRequest | None]):
             raise UserError(_field_error(exc)) from None
         # A pattern that matches nothing is an error before anything starts.
         select_tasks(load_suite(request.suite), request.tasks or None)
+        # So is a sandbox that cannot start here: the form says why and how to fix it.
+        resolve_mode(request.sandbox)
         return request
 
     def action_start(self) -> None:
