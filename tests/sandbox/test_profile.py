@@ -125,3 +125,22 @@ def test_looper_show_labels_unsandboxed_episodes_and_a_mixed_list(tmp_path: Path
     assert "UNSANDBOXED" not in shown.stdout and "sandbox bwrap" in shown.stdout
     listed = _looper(["show", "--list"], path, tmp_path)
     assert "1 of 2 episodes ran unsandboxed" in " ".join(listed.stdout.split())
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux")
+def test_no_user_namespaces_is_one_line_naming_the_cause_and_the_fix(tmp_path: Path) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    bwrap = fake / "bwrap"
+    # what bubblewrap prints where Ubuntu 24.04's AppArmor rule forbids unprivileged namespaces
+    bwrap.write_text("#!/bin/sh\necho 'bwrap: setting up uid map: Permission denied' >&2\nexit 1\n")
+    bwrap.chmod(0o755)
+    done = _looper(["run", "--quiet", "--tasks", "off_by_one/date_range"], f"{fake}:/usr/bin:/bin", tmp_path)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "user namespaces" in lines[0] and "apparmor_restrict_unprivileged_userns" in lines[0]
+    assert "--sandbox none" in lines[0]
+    assert not (tmp_path / "looper.db").exists()
+    unconfined = _looper(["run", "--quiet", "--sandbox", "none", "--tasks", "off_by_one/date_range"], f"{fake}:/usr/bin:/bin", tmp_path)
+    assert unconfined.returncode == 0, unconfined.stderr
