@@ -261,3 +261,24 @@ async def test_the_agent_loop_runs_hostile_commands_in_the_sandbox(host: Host, l
         assert not _escaped(host, name, "\n".join(observations), hits), name
     assert any("Read-only file system" in text for text in observations)
     assert not (checkout / "pwned-by-the-model.txt").exists()
+
+
+@needs_bwrap
+async def test_a_cancelled_command_stops_and_the_sandbox_answers_the_next(host: Host) -> None:
+    import asyncio
+    import time
+
+    ws = await Workspace.create(host.src, host.parent)
+    try:
+        async with open_sandbox(ws.root, SandboxSettings(mode="bwrap")) as sb:
+            job = asyncio.ensure_future(execute(BashCall(command="sleep 30"), ws, ToolSettings(), sb))
+            await asyncio.sleep(0.3)
+            started = time.monotonic()
+            job.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await job
+            assert time.monotonic() - started < 10
+            after = await execute(BashCall(command="echo next"), ws, ToolSettings(), sb)
+            assert after.ok and after.output.startswith("next")
+    finally:
+        ws.cleanup()
