@@ -212,7 +212,7 @@ async def test_a_fork_storm_and_a_memory_hog_hit_their_limits(host: Host) -> Non
             if not getattr(sb, "process_cap", ""):
                 pytest.skip("no process cap here: root without a writable pids cgroup")
             storm = "for i in $(seq 400); do sleep 30 & done; echo spawned"
-            out = await execute(BashCall(command=storm), ws, ToolSettings(bash_timeout_s=5), sb)
+            out = await execute(BashCall(command=storm), ws, ToolSettings(bash_timeout_s=2), sb)
             assert "Resource temporarily unavailable" in out.output
             hog = f"{sys.executable} -c 'x = bytearray(4 << 30)'"
             out = await execute(BashCall(command=hog), ws, ToolSettings(), sb)
