@@ -332,6 +332,19 @@ def _pids_cgroup_root() -> Path | None:
     return None
 
 
+def _sweep_cgroups(root: Path) -> None:
+    """Remove the empty groups of Looper processes that are gone (one killed before its close)."""
+    for group in root.glob("looper-*-*"):
+        try:
+            owner = int(group.name.split("-")[1])
+            os.kill(owner, 0)
+        except ProcessLookupError:
+            with contextlib.suppress(OSError):
+                group.rmdir()  # fails while processes remain in it
+        except (ValueError, PermissionError, OSError):
+            continue
+
+
 class BwrapSandbox(_ServerSandbox):
     """Linux: the server runs inside bubblewrap's namespaces.
 
@@ -349,6 +362,7 @@ class BwrapSandbox(_ServerSandbox):
         if os.geteuid() == 0 and processes and self._cgroup is None:
             root = _pids_cgroup_root()
             if root is not None:
+                _sweep_cgroups(root)
                 group = root / f"looper-{os.getpid()}-{id(self):x}"
                 try:
                     group.mkdir()
@@ -367,11 +381,11 @@ class BwrapSandbox(_ServerSandbox):
         await super().close()
         group, self._cgroup = self._cgroup, None
         if group is not None:
-            for _ in range(50):
+            for _ in range(250):
                 try:
                     group.rmdir()
                     break
-                except OSError:  # its last processes are still exiting
+                except OSError:  # its last processes are still exiting; a later start sweeps it
                     await asyncio.sleep(0.02)
 
     @property
