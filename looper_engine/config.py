@@ -59,6 +59,12 @@ class AgentConfig(BaseModel):
     fuzzy_threshold: float = Field(90.0, ge=50.0, le=100.0)
     test_timeout_s: float = Field(120.0, gt=0, description="seconds the scoring test run may take")
 
+    # sandbox
+    sandbox: Literal["auto", "bwrap", "seatbelt", "none"] = Field(
+        "auto", description="what confines the model's commands and the tests: auto picks bwrap on Linux, seatbelt on macOS"
+    )
+    network: bool = Field(False, description="commands in the sandbox may use the network")
+
     def tool_settings(self) -> ToolSettings:
         return ToolSettings(**self.model_dump(include=set(ToolSettings.model_fields)))
 

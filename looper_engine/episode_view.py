@@ -122,6 +122,8 @@ class EpisodeView:
     model: str = ""
     model_label: str = ""
     scripted: bool = False
+    #: run with ``--sandbox none``: its commands were not confined
+    unsandboxed: bool = False
     max_steps: int = 0
     token_budget: int = 0
     system_prompt: str = ""
@@ -346,6 +348,7 @@ class EpisodeFold:
                 model=ev.model,
                 model_label=ev.model_label,
                 scripted=ev.scripted,
+                unsandboxed=ev.config.get("sandbox") == "none",
                 max_steps=ev.max_steps,
                 token_budget=ev.token_budget,
                 budget=episode.get("budget") or ev.token_budget,

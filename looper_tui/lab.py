@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -46,6 +47,7 @@ class RunRequest(BaseModel):
     token_budget: int | None = Field(None, ge=256)
     off: list[str] = Field(default_factory=list, description="framework switches turned off")
     name: str = ""
+    sandbox: Literal["auto", "bwrap", "seatbelt", "none"] = "auto"
 
     @field_validator("off")
     @classmethod
@@ -66,6 +68,7 @@ class RunRequest(BaseModel):
             overrides["max_steps"] = self.max_steps
         if self.token_budget is not None:
             overrides["token_budget"] = self.token_budget
+        overrides["sandbox"] = self.sandbox
         return AgentConfig(**overrides)
 
 

@@ -40,6 +40,7 @@ from looper_engine.events import (
 from looper_engine.models.base import Backend, GenOptions
 from looper_engine.protocol.calls import DoneCall, ReadCall
 from looper_engine.protocol.parser import StreamParser, TagOpened
+from looper_engine.sandbox import Sandbox, SandboxSettings, SandboxUnavailable, open_sandbox, resolve_mode
 from looper_engine.tasks.model import Score, Task
 from looper_engine.tasks.scoring import score_workspace
 from looper_engine.tools.runner import ToolOutcome, execute
@@ -121,6 +122,7 @@ class Episode:
             pruning=config.pruning,
         )
         self.loops = LoopDetector(config)
+        self._sandbox: Sandbox | None = None
         self.step = 0
         self.prompt_tokens = 0
         self.completion_tokens = 0
@@ -155,6 +157,8 @@ class Episode:
 
     async def run(self) -> EpisodeResult:
         started = time.monotonic()
+        # Before anything is recorded: a sandbox that cannot start is the user's to fix (exit 2).
+        sandbox_kind = resolve_mode(self.config.sandbox)
         self._emit(
             EpisodeStarted(
                 task_id=self.task.id,
@@ -167,7 +171,8 @@ class Episode:
                 task_prompt=self.task_prompt,
                 max_steps=self.config.max_steps,
                 token_budget=self.config.token_budget,
-                config=self.config.model_dump(),
+                # what actually confined the episode ("none": nothing), not the setting "auto"
+                config={**self.config.model_dump(), "sandbox": sandbox_kind},
                 parent_episode_id=self.parent_episode_id,
                 fork_step=self.fork_step,
             )
@@ -177,8 +182,16 @@ class Episode:
         score: Score | None = None
         patch: str | None = None
         ws: Workspace | None = None
+        sandbox: Sandbox | None = None
+        starting: asyncio.Future[None] | None = None
         try:
             ws = await Workspace.create(self.task.source_dir, self.workspace_parent)
+            sandbox = open_sandbox(
+                ws.root, SandboxSettings(mode=sandbox_kind, network=self.config.network)
+            )
+            # The sandbox starts while the model writes its first turn; the first command waits for it.
+            starting = asyncio.ensure_future(sandbox.start())
+            self._sandbox = sandbox
             self.window.reset(
                 [
                     Message(role="system", content=self.system_prompt),
@@ -193,7 +206,7 @@ class Episode:
                 self.backend.advance(self.step)
             reason = await self._loop(ws)
             patch = await _workspace_patch(self.task.source_dir, ws.root)
-            score = await score_workspace(self.task, ws.root, self.config.test_timeout_s)
+            score = await score_workspace(self.task, ws.root, self.config.test_timeout_s, sandbox=sandbox)
             status = "resolved" if score.resolved else "failed"
             if not score.resolved and reason == "done":
                 reason = "done, but the tests still fail"
@@ -201,8 +214,14 @@ class Episode:
             status, reason = "cancelled", "cancelled by the user"
         except BackendError as exc:
             status, reason = "errored", f"model backend: {exc}"
+        except SandboxUnavailable as exc:
+            status, reason = "errored", str(exc)
         finally:
             self.control.finish()
+            if sandbox is not None:
+                if starting is not None and starting.done() and not starting.cancelled():
+                    starting.exception()  # seen: a failed start is reported by the command that waited
+                await sandbox.close()
             if ws is not None:
                 ws.cleanup()
         finished = EpisodeFinished(
@@ -231,7 +250,7 @@ class Episode:
 
         call = TypeAdapter(ToolCall).validate_python(call_data)
         if not isinstance(call, DoneCall):
-            await execute(call, ws, self.config.tool_settings())
+            await execute(call, ws, self.config.tool_settings(), self._sandbox)
 
     async def _loop(self, ws: Workspace) -> str:
         cfg = self.config
@@ -287,7 +306,7 @@ class Episode:
             )
             if isinstance(call, DoneCall):
                 return "done"
-            outcome = await execute(call, ws, settings)
+            outcome = await execute(call, ws, settings, self._sandbox)
             self._emit(
                 ToolResult(
                     step=step,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from looper_engine.config import FRAMEWORK_SWITCHES, AgentConfig
 from looper_engine.errors import UserError
+from looper_engine.sandbox import SANDBOX_MODES, resolve_mode
 from looper_engine.store.db import DEFAULT_DB
 
 DEFAULT_MODEL = "scripted:oracle"
@@ -35,6 +36,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="compact: a system prompt of a few dozen tokens for small models (default: standard)")
     p.add_argument("--name", default="", help="a name for the run")
     p.add_argument("--quiet", action="store_true", help="no live view, only the summary")
+    p.add_argument("--sandbox", default="auto", choices=SANDBOX_MODES,
+                   help="what confines the model's commands and the tests (default auto: bwrap on Linux)")
+    p.add_argument("--network", action="store_true", help="let sandboxed commands use the network")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("show", help="replay a stored episode step by step")
@@ -77,6 +81,8 @@ def run_defaults(args: argparse.Namespace) -> argparse.Namespace:
         rate=2000.0,
         name="",
         quiet=False,
+        sandbox="auto",
+        network=False,
     )
 
 
@@ -88,6 +94,8 @@ def agent_config_from_args(args: argparse.Namespace) -> AgentConfig:
         overrides["token_budget"] = args.budget
     if getattr(args, "prompt_profile", None):
         overrides["prompt_profile"] = args.prompt_profile
+    overrides["sandbox"] = getattr(args, "sandbox", "auto")
+    overrides["network"] = getattr(args, "network", False)
     try:
         return AgentConfig(**overrides)
     except Exception as exc:  # pydantic ValidationError
@@ -102,6 +110,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.concurrency < 1:
         raise UserError("--concurrency must be at least 1")
     config = agent_config_from_args(args)
+    resolve_mode(config.sandbox)  # a sandbox that cannot start stops the run before anything runs
     tasks = select_tasks(load_suite(args.suite), args.tasks)
     backend = create_backend(args.model, rate=args.rate)
     return asyncio.run(run_headless(tasks, backend, config, args, _db_path(args)))

@@ -10,8 +10,14 @@ from rich.table import Table
 from rich.text import Text
 
 from looper_engine.cli.tables import print_table
+from looper_engine.sandbox import recorded_kind, sandbox_note
 from looper_engine.store.db import Store
 from looper_engine.store.replay import trajectory_from_events
+
+
+def _sandbox_label(config: dict) -> str:
+    kind = recorded_kind(config)
+    return "[bold red]UNSANDBOXED[/]" if kind == "none" else f"sandbox {kind}"
 
 
 async def show(db_path: Path, episode_id: str | None, *, list_only: bool = False, with_context: bool = False) -> int:
@@ -20,11 +26,19 @@ async def show(db_path: Path, episode_id: str | None, *, list_only: bool = False
     try:
         if list_only:
             table = Table(header_style="bold")
-            for col in ("episode", "task", "model", "status", "steps", "alarms"):
+            for col in ("episode", "task", "model", "status", "steps", "alarms", "sandbox"):
                 table.add_column(col)
-            for ep in await store.episodes(limit=50):
-                table.add_row(ep.id, ep.task_id, ep.model_label, ep.status, str(ep.steps), str(ep.loop_alarms))
+            episodes = await store.episodes(limit=50)
+            for ep in episodes:
+                kind = recorded_kind(ep.config)
+                table.add_row(
+                    ep.id, ep.task_id, ep.model_label, ep.status, str(ep.steps), str(ep.loop_alarms),
+                    "UNSANDBOXED" if kind == "none" else kind,
+                )
             print_table(console, table)
+            note = sandbox_note([recorded_kind(ep.config) for ep in episodes])
+            if note:
+                console.print(note)
             return 0
         if episode_id is None:
             newest = await store.episodes(limit=1)
@@ -39,7 +53,7 @@ async def show(db_path: Path, episode_id: str | None, *, list_only: bool = False
     console.print(
         Panel(
             f"[bold]{ep.task_id}[/]  model {ep.model_label}  status [bold]{ep.status}[/]  "
-            f"steps {ep.steps}  tokens {ep.prompt_tokens + ep.completion_tokens}\n{ep.reason}",
+            f"steps {ep.steps}  tokens {ep.prompt_tokens + ep.completion_tokens}  {_sandbox_label(ep.config)}\n{ep.reason}",
             title=ep.id,
         )
     )

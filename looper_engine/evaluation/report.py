@@ -184,6 +184,8 @@ def render_markdown(results: ExperimentResults, images: dict[str, str]) -> str:
             "their numbers show that the machinery works, not what a model learns.",
             "",
         ]
+    if r.sandbox_note:
+        out += [f"> **Sandbox**: {r.sandbox_note}.", ""]
     incomplete = [a.arm for a in r.arms if not a.complete]
     if r.status != "finished" or incomplete:
         out += [

@@ -12,6 +12,7 @@ tasks both measured, each task's seeds pooled into one per-task rate.
 
 from __future__ import annotations
 
+import json
 import math
 from collections import defaultdict
 from typing import Any, Literal
@@ -200,6 +201,8 @@ class ExperimentResults(BaseModel):
     power: DesignPower | None = None
     #: each distinct machine setup (BLAS, mlx, cores) the experiment's nights trained on
     environments: list[dict[str, str]] = Field(default_factory=list)
+    #: a line when sandboxed and unsandboxed episodes are mixed in these results ('' otherwise)
+    sandbox_note: str = ""
 
     def arm(self, name: str) -> ArmResults:
         for a in self.arms:
@@ -509,6 +512,7 @@ async def load_results(
         counts=await experiment_counts(store, exp.id),
         power=results_power(spec, sum(len(c) for c in chunks), len(heldout)) if with_power else None,
         environments=_environments(candidates.values()),
+        sandbox_note=await _sandbox_note(store, [c.episode_id for c in cells]),
     )
 
 
@@ -527,6 +531,18 @@ def _environments(candidates: Any) -> list[dict[str, str]]:
         if isinstance(env, dict) and env not in seen:
             seen.append({str(k): str(v) for k, v in env.items()})
     return seen
+
+
+async def _sandbox_note(store: Store, episode_ids: list[str]) -> str:
+    from looper_engine.sandbox import recorded_kind, sandbox_note
+
+    ids = sorted(set(episode_ids))
+    configs: list[str] = []
+    for i in range(0, len(ids), 500):
+        part = ids[i : i + 500]
+        rows = await store._fetch(f"SELECT config FROM episodes WHERE id IN ({','.join('?' * len(part))})", tuple(part))
+        configs += [r["config"] for r in rows]
+    return sandbox_note([recorded_kind(json.loads(c)) for c in configs])
 
 
 def _recorded_chunks(cells: list[CellRow]) -> list[list[str]]:

@@ -6,26 +6,21 @@ signature are read from pytest's output for reports and for grouping failures.
 
 from __future__ import annotations
 
-import asyncio
-import codecs
-import os
 import re
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from looper_engine.errors import UserError
+from looper_engine.sandbox import Sandbox, SandboxSettings
 from looper_engine.tasks.model import Score, Task
 
 #: How much of the test output a Score keeps (the end, where pytest puts its summary).
 OUTPUT_TAIL_CHARS = 4000
 #: How much of the beginning is kept for finding the first failure.
 _HEAD_CHARS = 256_000
-# How long to wait for the output pipe to close once the test command has ended.
-_DRAIN_S = 5.0
+#: bytes of the end kept while the tests run (enough for OUTPUT_TAIL_CHARS of any text)
+_TAIL_BYTES = 4 * OUTPUT_TAIL_CHARS
 
 # pytest's last line: "1 failed, 3 passed, 1 warning in 0.12s", possibly framed by "=".
 _SUMMARY_LINE = re.compile(r"^=*\s*((?:\d+ \w+(?:, )?)+)\s+in [\d.]+s(?: \([\d:]+\))?\s*=*\s*$", re.M)
@@ -68,125 +63,44 @@ def _counts(output: str) -> tuple[int, int]:
     return passed, failed
 
 
-class _Collector(asyncio.SubprocessProtocol):
-    """Keeps the beginning and the end of the command's output and notes when it exits.
-
-    asyncio's Process.wait() only returns once the output pipe is closed too, which a
-    process left running by the tests can hold open; process_exited() fires at the exit.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.closed: asyncio.Future[None] = loop.create_future()
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._head: list[str] = []
-        self._head_len = 0
-        self.total_len = 0
-        self.tail = ""
-
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        self._add(self._decoder.decode(data))
-
-    def _add(self, text: str) -> None:
-        self.total_len += len(text)
-        if self._head_len < _HEAD_CHARS:
-            self._head.append(text)
-            self._head_len += len(text)
-        self.tail = (self.tail + text)[-OUTPUT_TAIL_CHARS:]
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if fd == 1 and not self.closed.done():
-            self._add(self._decoder.decode(b"", final=True))
-            self.closed.set_result(None)
-
-    def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-    def text(self) -> str:
-        """Everything read, or its beginning and end when it was long."""
-        head = "".join(self._head)
-        return head if self.total_len == self._head_len else head + "\n" + self.tail
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass  # the group is gone: nothing left to kill
-
-
 async def score_workspace(
     task: Task,
     root: Path,
     timeout_s: float = 120,
     *,
     env: Mapping[str, str] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Score:
     """Run `task.test_command` in `root`; resolved when it exits 0 within `timeout_s`.
 
-    `env` adds variables on top of this process's environment. The command runs in its own
-    process group, which is killed when the command ends or times out, so nothing the tests
-    started outlives the score.
+    The command runs in ``sandbox`` (None: unconfined), so a `conftest.py` the model planted
+    has no more rights than its bash calls. `env` adds variables on top of the sandbox's
+    environment. The command's process group is killed when it ends or times out, so nothing
+    the tests started outlives the score.
     """
     if not root.is_dir():
         raise FileNotFoundError(f"workspace {root} does not exist")
     argv = _command(task)
+    box = sandbox or Sandbox(root, SandboxSettings(mode="none"))
     # Skip Looper's own pytest plugins in the task's test run (and start much faster).
-    full_env = {
-        **os.environ,
-        "PYTHONDONTWRITEBYTECODE": "1",
-        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-        **(env or {}),
-    }
-    loop = asyncio.get_running_loop()
-    started = time.monotonic()
-    try:
-        transport, collector = await loop.subprocess_exec(
-            lambda: _Collector(loop),
-            *argv,
-            cwd=root,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            env=full_env,
-            start_new_session=True,
-        )
-    except FileNotFoundError:
-        raise UserError(f"cannot run the tests of {task.id}: {argv[0]!r} not found") from None
-
-    timed_out = False
-    try:
-        await asyncio.wait_for(asyncio.shield(collector.exited), timeout_s)
-    except TimeoutError:
-        timed_out = True
-    finally:
-        # Also on success and on cancellation: whatever the tests left running in the
-        # group would otherwise hold the output pipe open and outlive the episode.
-        _kill_group(transport.get_pid())
-        try:
-            await asyncio.wait_for(asyncio.shield(collector.exited), _DRAIN_S)
-            await asyncio.wait_for(asyncio.shield(collector.closed), _DRAIN_S)
-        except TimeoutError:
-            pass  # a grandchild that left the group holds the pipe; keep what was read
-        finally:
-            transport.close()
-    returncode = transport.get_returncode()
-    duration = time.monotonic() - started
-
-    tail = collector.tail
+    full_env = box.env({"PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **(env or {})})
+    result = await box.run(argv, cwd=root, env=full_env, timeout_s=timeout_s, head=_HEAD_CHARS, tail=_TAIL_BYTES)
+    if result.error:
+        raise UserError(f"cannot run the tests of {task.id}: {result.error}")
+    timed_out = result.timed_out
+    tail = result.end(OUTPUT_TAIL_CHARS)
     passed, failed = _counts(tail)
     if timed_out:
         note = f"\n[looper] tests timed out after {timeout_s:g}s and were killed\n"
         tail = (tail + note)[-OUTPUT_TAIL_CHARS:]
     return Score(
-        resolved=not timed_out and returncode == 0,
-        exit_code=None if timed_out else returncode,
+        resolved=not timed_out and result.returncode == 0,
+        exit_code=None if timed_out else result.returncode,
         tests_passed=passed,
         tests_failed=failed,
         output=tail,
-        error_signature=error_signature(collector.text()) or ("Timeout" if timed_out else ""),
-        duration_s=round(duration, 3),
+        error_signature=error_signature(result.text()) or ("Timeout" if timed_out else ""),
+        duration_s=round(result.duration_s, 3),
     )
 
 

@@ -35,13 +35,9 @@ failures or whole-module Django runs make the exit status stricter than the per-
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import re
-import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -49,6 +45,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from looper_engine.errors import UserError
+from looper_engine.sandbox import Sandbox, SandboxMode, SandboxSettings, open_sandbox
 from looper_engine.tasks.model import Score, Task
 
 # --- the curriculum file ----------------------------------------------------------------
@@ -198,6 +195,10 @@ def curriculum_tasks(curriculum: Curriculum, sequences: list[str] | None = None)
 # --- processes ------------------------------------------------------------------------------
 
 
+#: bytes of a harness command's output kept at each end
+_KEEP_BYTES = 8 << 20
+
+
 class _Proc(BaseModel):
     returncode: int | None
     output: str
@@ -210,56 +211,19 @@ async def _run(
     stdin: str | None = None,
     timeout_s: float | None = None,
     env: dict[str, str] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> _Proc:
-    """Run argv with stdout and stderr merged into one text. The command runs in its own
-    process group, which is killed when it ends (or times out), so nothing it started
-    outlives it.
-
-    Output goes to a file rather than a pipe: a process the command leaves behind (a test
-    server, say) would hold a pipe open, and asyncio waits for the pipes to close before it
-    reports the command finished."""
-    with tempfile.TemporaryFile() as out:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            cwd=str(cwd) if cwd else None,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=out,
-            stderr=asyncio.subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-
-        def kill_group() -> None:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass  # the group is gone already
-
-        timed_out = False
-        try:
-            if stdin is not None:
-                assert proc.stdin is not None
-                try:
-                    proc.stdin.write(stdin.encode())
-                    await proc.stdin.drain()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # it stopped reading; its exit status says why
-                finally:
-                    proc.stdin.close()
-            await asyncio.wait_for(proc.wait(), timeout_s)
-        except TimeoutError:
-            timed_out = True
-        finally:
-            kill_group()
-            if proc.returncode is None:
-                await proc.wait()
-
-        def read() -> str:
-            out.seek(0)
-            return out.read().decode("utf-8", errors="replace")
-
-        text = await asyncio.to_thread(read)
-    return _Proc(returncode=None if timed_out else proc.returncode, output=text, timed_out=timed_out)
+    """Run argv (in ``sandbox``; None: unconfined, as for git on the host's clone) with stdout
+    and stderr merged into one text. It runs in its own process group, killed when it ends
+    or times out, so nothing it started outlives it."""
+    box = sandbox or Sandbox(cwd or Path.cwd(), SandboxSettings(mode="none"))
+    result = await box.run(
+        argv, cwd=cwd, env=env if env is not None else box.env(), timeout_s=timeout_s,
+        stdin=stdin.encode() if stdin is not None else None, head=_KEEP_BYTES, tail=_KEEP_BYTES,
+    )
+    if result.error:
+        return _Proc(returncode=127, output=result.error)
+    return _Proc(returncode=result.returncode, output=result.text(), timed_out=result.timed_out)
 
 
 async def _git(args: list[str], cwd: Path, stdin: str | None = None) -> _Proc:
@@ -615,10 +579,14 @@ async def run_swe_tests(
     timeout_s: float,
     python: str | None = None,
     output_tail: int = 20000,
+    sandbox: Sandbox | None = None,
+    sandbox_mode: SandboxMode = "auto",
 ) -> SweScore:
     """Run the task's FAIL_TO_PASS and PASS_TO_PASS tests in `workspace` and grade each one.
 
-    `python` is the interpreter of the repository's environment (default: this one). The test
+    `python` is the interpreter of the repository's environment (default: this one). The tests
+    run in ``sandbox``, or when None in one opened for this run with ``sandbox_mode``
+    ("none": unconfined); the environment of ``python`` is readable inside. The test
     patch is applied first if the workspace lacks it. A run past `timeout_s` is killed; tests
     it had not reported count as missing, so the task is not resolved."""
     workspace = Path(workspace).absolute()
@@ -628,10 +596,20 @@ async def run_swe_tests(
     if patch.strip() and not await _patch_applied(workspace, patch):
         await apply_patch(workspace, patch, f"test patch of {task.instance_id}")
     plan = plan_tests(task, python or sys.executable, workspace)
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "PY_COLORS": "0", "NO_COLOR": "1"}
-    start = time.monotonic()
-    proc = await _run(plan.argv, cwd=workspace, timeout_s=timeout_s, env=env)
-    duration = time.monotonic() - start
+    own = sandbox is None
+    if sandbox is None:
+        # The repository's interpreter may live under $HOME: its environment is bound back.
+        env_root = [Path(python).resolve().parent.parent] if python else []
+        sandbox = open_sandbox(workspace, SandboxSettings(mode=sandbox_mode, read_only=env_root))
+    box = sandbox
+    try:
+        env = box.env({"PYTHONDONTWRITEBYTECODE": "1", "PY_COLORS": "0", "NO_COLOR": "1"})
+        start = time.monotonic()
+        proc = await _run(plan.argv, cwd=workspace, timeout_s=timeout_s, env=env, sandbox=box)
+        duration = time.monotonic() - start
+    finally:
+        if own:
+            await box.close()
     parsed = (
         parse_pytest_output(proc.output) if plan.style == "pytest" else parse_unittest_output(proc.output)
     )

@@ -7,13 +7,11 @@ the model what went wrong and what to do instead."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 from pydantic import BaseModel
@@ -21,6 +19,7 @@ from rapidfuzz import fuzz, process
 
 from looper_engine.config import ToolSettings
 from looper_engine.protocol.calls import BashCall, DoneCall, EditCall, ReadCall, WriteCall
+from looper_engine.sandbox import Sandbox, SandboxSettings
 from looper_engine.tools.edit import apply_edit
 from looper_engine.tools.text import cap_output, number_lines, strip_ansi, strip_fences
 from looper_engine.tools.workspace import SKIP_DIRS, ToolError, Workspace
@@ -31,8 +30,10 @@ _CONTEXT_BEFORE = 2
 _CONTEXT_AFTER = 3
 #: bytes of a command's output kept at each end while it streams; the middle is only counted
 _STREAM_KEEP = 1 << 20
-#: after the command exits, how long a grandchild that escaped the kill may hold the pipe open
-_DRAIN_GRACE_S = 2.0
+
+
+#: signals the kernel sends a command that went past one of the sandbox's resource limits
+_LIMIT_SIGNALS = {24: "its CPU time limit was reached", 25: "it wrote past the file-size limit"}
 
 
 class ToolOutcome(BaseModel):
@@ -51,15 +52,18 @@ class ToolOutcome(BaseModel):
 
 
 async def execute(
-    call: BashCall | ReadCall | WriteCall | EditCall | DoneCall, ws: Workspace, settings: ToolSettings
+    call: BashCall | ReadCall | WriteCall | EditCall | DoneCall,
+    ws: Workspace,
+    settings: ToolSettings,
+    sandbox: Sandbox | None = None,
 ) -> ToolOutcome:
-    """Run ``call`` in ``ws``. ``done`` is not a tool (the agent ends the episode on it): ValueError."""
+    """Run ``call`` in ``ws``; a bash command runs in ``sandbox`` (None: unconfined). ``done`` is not a tool (the agent ends the episode on it): ValueError."""
     if isinstance(call, DoneCall):
         raise ValueError("<done> ends the episode; the agent handles it, it is not executed as a tool")
     started = time.perf_counter()
     try:
         if isinstance(call, BashCall):
-            outcome = await _bash(call, ws, settings)
+            outcome = await _bash(call, ws, settings, sandbox)
         elif isinstance(call, ReadCall):
             outcome = await asyncio.to_thread(_read, call, ws, settings)
         elif isinstance(call, WriteCall):
@@ -267,130 +271,85 @@ def _edit(call: EditCall, ws: Workspace, settings: ToolSettings) -> ToolOutcome:
 # ---------------------------------------------------------------------------- bash
 
 
-def _bash_env() -> dict[str, str]:
-    env = dict(os.environ)
-    # The workspace's tests must run with the interpreter (and pytest) this process runs on.
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", os.defpath)])
-    env["PYTHONDONTWRITEBYTECODE"] = "1"
-    # Looper's own pytest plugins (textual snapshots, asyncio) are not the task's: skip
-    # loading them, which also makes each pytest start several times faster.
-    env.setdefault("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
-    env["PYTHONUNBUFFERED"] = "1"
-    env["NO_COLOR"] = "1"
-    env["PAGER"] = "cat"
-    env["GIT_PAGER"] = "cat"
-    env["TERM"] = "dumb"
+#: a workspace whose stat walk takes less than this is walked on the event loop's thread
+_INLINE_SNAPSHOT_S = 0.002
+_inline_snapshots: weakref.WeakSet[Workspace] = weakref.WeakSet()
+
+
+async def _snapshot(ws: Workspace) -> dict[str, tuple[int, int]]:
+    """The workspace's stat snapshot. A small workspace (a koan's) is walked inline: the hop to
+    a thread and back costs more than the walk; a large repository is walked in a thread so the
+    loop (the TUI's) keeps running."""
+    if ws in _inline_snapshots:
+        return ws.stat_snapshot()
+
+    def timed() -> tuple[dict[str, tuple[int, int]], float]:
+        started = time.perf_counter()
+        snap = ws.stat_snapshot()
+        return snap, time.perf_counter() - started
+
+    snap, took = await asyncio.to_thread(timed)
+    if took < _INLINE_SNAPSHOT_S:
+        _inline_snapshots.add(ws)
+    return snap
+
+
+_envs: weakref.WeakKeyDictionary[Sandbox, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
+def command_env(sandbox: Sandbox) -> dict[str, str]:
+    """The environment of a model's command (and of the tests that score it), built once per sandbox."""
+    env = _envs.get(sandbox)
+    if env is None:
+        env = _envs[sandbox] = _command_env(sandbox)
     return env
 
 
-def _kill_group(pgid: int) -> bool:
-    """SIGKILL every process in the group; True when any was still there."""
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
+def _command_env(sandbox: Sandbox) -> dict[str, str]:
+    # The workspace's tests must run with the interpreter (and pytest) this process runs on.
+    bin_dir = str(Path(sys.executable).parent)
+    extra = {
+        "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", os.defpath)]),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        # Looper's own pytest plugins (textual snapshots, asyncio) are not the task's: skip
+        # loading them, which also makes each pytest start several times faster.
+        "PYTEST_DISABLE_PLUGIN_AUTOLOAD": os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1"),
+        "PYTHONUNBUFFERED": "1",
+        "NO_COLOR": "1",
+        "PAGER": "cat",
+        "GIT_PAGER": "cat",
+        "TERM": "dumb",
+    }
+    return sandbox.env(extra)
 
 
-class _Capture:
-    """Keeps the first and last _STREAM_KEEP bytes of a stream and counts what falls between."""
-
-    def __init__(self) -> None:
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.dropped = 0
-
-    def feed(self, chunk: bytes) -> None:
-        room = _STREAM_KEEP - len(self.head)
-        if room > 0:
-            self.head += chunk[:room]
-            chunk = chunk[room:]
-        if not chunk:
-            return
-        self.tail += chunk
-        excess = len(self.tail) - _STREAM_KEEP
-        if excess > 0:
-            del self.tail[:excess]
-            self.dropped += excess
-
-    def text(self) -> str:
-        if not self.dropped:
-            return (bytes(self.head) + bytes(self.tail)).decode("utf-8", "replace")
-        return self.head.decode("utf-8", "replace") + self.tail.decode("utf-8", "replace")
-
-
-class _ShellProtocol(asyncio.SubprocessProtocol):
-    """Signals the shell's exit and the pipe's end separately.
-
-    ``Process.wait()`` only returns once every pipe is closed, so a `server &` that keeps the
-    output pipe open would make a finished command look hung until the timeout."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.capture = _Capture()
-        self.exited: asyncio.Future[None] = loop.create_future()
-        self.drained: asyncio.Future[None] = loop.create_future()
-
-    def pipe_data_received(self, fd: int, data: bytes) -> None:
-        self.capture.feed(data)
-
-    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
-        if not self.drained.done():
-            self.drained.set_result(None)
-
-    def process_exited(self) -> None:
-        if not self.exited.done():
-            self.exited.set_result(None)
-
-
-async def _bash(call: BashCall, ws: Workspace, settings: ToolSettings) -> ToolOutcome:
+async def _bash(call: BashCall, ws: Workspace, settings: ToolSettings, sandbox: Sandbox | None) -> ToolOutcome:
     command = call.command.strip()
     if not command:
         raise ToolError("the <bash> command is empty; e.g. <bash>pytest -q</bash>")
-    before = await asyncio.to_thread(ws.stat_snapshot)
+    before = await _snapshot(ws)
+    box = sandbox or Sandbox(ws.root, SandboxSettings(mode="none"))
     shell = shutil.which("bash") or "/bin/sh"
-    loop = asyncio.get_running_loop()
-    transport, proto = await loop.subprocess_exec(
-        lambda: _ShellProtocol(loop),
-        shell,
-        "-c",
-        command,
-        cwd=ws.root,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        env=_bash_env(),
-        start_new_session=True,
+    # Its own process group, killed at the end with whatever it left running (a `server &`, a
+    # hung child, everything on a timeout or a cancel); in a sandbox, setsid daemons too.
+    result = await box.run(
+        [shell, "-c", command], cwd=ws.root, env=command_env(box), timeout_s=settings.bash_timeout_s,
+        head=_STREAM_KEEP, tail=_STREAM_KEEP,
     )
-    pgid = transport.get_pid()
-    timed_out = False
-    try:
-        try:
-            await asyncio.wait_for(asyncio.shield(proto.exited), settings.bash_timeout_s)
-        except TimeoutError:
-            timed_out = True
-    finally:
-        # Whatever the command left behind (a `server &`, a hung child, or everything on a
-        # timeout or a cancel) dies with its group, so no step leaks processes into the next.
-        leftovers = _kill_group(pgid)
-        try:
-            await asyncio.shield(proto.exited)
-            with contextlib.suppress(TimeoutError):
-                # A grandchild that left the group (setsid) may still hold the pipe: stop listening.
-                await asyncio.wait_for(asyncio.shield(proto.drained), _DRAIN_GRACE_S)
-        finally:
-            transport.close()
-    capture = proto.capture
-    code = transport.get_returncode()
+    if result.error:
+        return _failed(f"the command could not start: {result.error}")
+    timed_out, leftovers, code = result.timed_out, result.leftovers, result.returncode
 
-    text = strip_ansi(capture.text())
+    text = strip_ansi(result.text())
     if "\r" in text:
         # A progress bar redraws its line with \r; only its last state means anything.
         text = "\n".join(line.rstrip("\r").rsplit("\r", 1)[-1] for line in text.split("\n"))
-    text, truncated = cap_output(text.rstrip("\n"), settings.output_cap_chars, hidden=capture.dropped)
+    text, truncated = cap_output(text.rstrip("\n"), settings.output_cap_chars, hidden=result.dropped)
     if timed_out:
         status = f"[timed out after {settings.bash_timeout_s:g}s (process group killed)]"
         exit_code = None
+    elif code is not None and -code in _LIMIT_SIGNALS:
+        status = f"[killed by signal {-code}: {_LIMIT_SIGNALS[-code]}]"
     elif code is not None and code < 0:
         status = f"[killed by signal {-code}]"
         exit_code = code
@@ -400,7 +359,7 @@ async def _bash(call: BashCall, ws: Workspace, settings: ToolSettings) -> ToolOu
     notes = [status]
     if leftovers and not timed_out:
         notes.append("[background processes the command left running were killed]")
-    after = await asyncio.to_thread(ws.stat_snapshot)
+    after = await _snapshot(ws)
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     output = "\n".join([text if text else "(no output)", *notes])
     return ToolOutcome(

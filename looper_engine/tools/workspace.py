@@ -126,13 +126,21 @@ class Workspace:
 
     def stat_snapshot(self) -> dict[str, tuple[int, int]]:
         """Relative path -> (mtime_ns, size): a cheap way to see which files a command touched."""
+        # Taken twice per bash step: plain strings and os.lstat, not Path objects.
         snap: dict[str, tuple[int, int]] = {}
-        for path in self.iter_files():
-            try:
-                st = path.lstat()
-            except OSError:
-                continue
-            snap[self.relative(path)] = (st.st_mtime_ns, st.st_size)
+        root = str(self.root)
+        cut = len(root) + 1
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
+            prefix = dirpath[cut:].replace(os.sep, "/")
+            for name in filenames:
+                try:
+                    st = os.lstat(os.path.join(dirpath, name))
+                except OSError:
+                    continue
+                snap[f"{prefix}/{name}" if prefix else name] = (st.st_mtime_ns, st.st_size)
+                if len(snap) >= 50_000:
+                    return snap
         return snap
 
     def snapshot_digest(self) -> str:

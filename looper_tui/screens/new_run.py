@@ -13,6 +13,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from looper_engine.config import FRAMEWORK_SWITCHES, AgentConfig
 from looper_engine.errors import UserError
+from looper_engine.sandbox import SANDBOX_MODES, resolve_mode
 from looper_engine.tasks.suites import SUITES, load_suite, select_tasks
 from looper_tui.lab import WATCHABLE_RATE, RunRequest
 
@@ -71,6 +72,10 @@ class NewRunScreen(ModalScreen[RunRequest | None]):
                     yield field(Input(str(defaults.max_steps), id="max-steps", type="integer", compact=True))
                     yield Label("token budget")
                     yield field(Input(str(defaults.token_budget), id="budget", type="integer", compact=True))
+                    yield Label("sandbox")
+                    yield Select([(m, m) for m in SANDBOX_MODES], value=defaults.sandbox, allow_blank=False,
+                                 id="sandbox", compact=True,
+                                 tooltip="none runs the model's commands unconfined (see README, Safety)")
                 yield Static("Framework switches (ticked = the fix is on)", classes="section")
                 with Grid(id="switches"):
                     for name in FRAMEWORK_SWITCHES:
@@ -116,11 +121,14 @@ class NewRunScreen(ModalScreen[RunRequest | None]):
                 token_budget=self._int("budget", "token budget"),
                 off=[n for n in FRAMEWORK_SWITCHES if not self.query_one(f"#switch-{n}", Checkbox).value],
                 name=self._value("name"),
+                sandbox=str(self.query_one("#sandbox", Select).value),
             )
         except ValidationError as exc:
             raise UserError(_field_error(exc)) from None
         # A pattern that matches nothing is an error before anything starts.
         select_tasks(load_suite(request.suite), request.tasks or None)
+        # So is a sandbox that cannot start here: the form says why and how to fix it.
+        resolve_mode(request.sandbox)
         return request
 
     def action_start(self) -> None:

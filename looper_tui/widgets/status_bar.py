@@ -56,6 +56,8 @@ class EpisodeStatusBar(Static):
             sep,
             (ep.model_label or ep.model or "?", model_style),
         ]
+        if ep.unsandboxed:
+            parts += [sep, (" UNSANDBOXED ", "$error bold reverse")]
         if ep.parent_id:
             parts += [sep, (f"fork of {ep.parent_id} at step {ep.fork_step}", "$text-muted")]
         elif title:

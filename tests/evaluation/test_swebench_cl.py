@@ -324,7 +324,8 @@ async def test_a_process_left_running_by_the_tests_neither_hangs_scoring_nor_sur
         "    p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'])\n"
         f"    pathlib.Path({str(pid_file)!r}).write_text(str(p.pid))\n"
     )
-    score = await run_swe_tests(task, ws, timeout_s=120)
+    # Unconfined, so the pid file (outside the workspace) is written and names a host process.
+    score = await run_swe_tests(task, ws, timeout_s=120, sandbox_mode="none")
     assert score.resolved and not score.timed_out
     pid = int(pid_file.read_text())
     for _ in range(100):  # SIGKILL is delivered asynchronously; it is gone within moments
@@ -334,6 +335,23 @@ async def test_a_process_left_running_by_the_tests_neither_hangs_scoring_nor_sur
         await asyncio.sleep(0.05)
     else:
         pytest.fail(f"the server process {pid} outlived the test run")
+
+
+async def test_the_harness_runs_the_tests_in_the_sandbox_by_default(calc: tuple[Path, SweTask], tmp_path: Path) -> None:
+    from looper_engine.sandbox import SandboxUnavailable, resolve_mode
+
+    try:
+        resolve_mode("auto")
+    except SandboxUnavailable as exc:
+        pytest.skip(str(exc))
+    repos, task = calc
+    ws = await prepare_swe_workspace(task, repos, tmp_path / "ws")
+    await apply_patch(ws, task.evaluation.patch)
+    outside = tmp_path / "written-by-conftest.txt"
+    (ws / "tests/conftest.py").write_text(f"import pathlib\npathlib.Path({str(outside)!r}).write_text('pwned')\n")
+    score = await run_swe_tests(task, ws, timeout_s=120)
+    assert score.resolved  # the tests ran, inside
+    assert not outside.exists()  # and their write stayed in the sandbox's private /tmp
 
 
 # --- Django- and unittest-style ids ------------------------------------------------------
