@@ -19,7 +19,6 @@ from looper_engine.consolidation.pretrain import (
     PretrainRecipe,
     chat_pieces,
     encode_row,
-    fit_tokenizer,
     pretrain,
     training_tasks,
 )
@@ -131,8 +130,8 @@ def test_training_tokens_are_the_chat_template_and_only_replies_carry_loss(built
         {"role": "assistant", "content": '<edit path="mod.py"><old> + 1</old><new></new></edit>'},
     ]
     ids, mask = encode_row(tok.backend_tokenizer, messages)
-    assert ids == tok.apply_chat_template(messages)
+    templated = tok.apply_chat_template(messages)
+    assert ids == list(templated["input_ids"] if hasattr(templated, "keys") else templated)
     target = tok.decode([i for i, m in zip(ids, mask, strict=True) if m])
     assert target == "<read>mod.py</read><|end|>" + messages[-1]["content"] + "<|end|>"
     assert "".join(p for p, _ in chat_pieces(messages)) == tok.apply_chat_template(messages, tokenize=False)
-    assert fit_tokenizer([{"messages": messages}], 300).get_vocab_size() < 300
