@@ -137,9 +137,7 @@ class Sandbox:
 
     def env(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         """The environment a command gets: Looper's own, or inside a sandbox only its allowlist."""
-        base = dict(os.environ) if not self.confined else {
-            k: v for k, v in os.environ.items() if k in ENV_ALLOWED or k.startswith("LC_")
-        }
+        base = dict(os.environ) if not self.confined else allowed_environ()
         if self.confined:
             base["TMPDIR"] = self.tmp_dir()
         return {**base, **(extra or {})}
@@ -149,9 +147,6 @@ class Sandbox:
 
     async def start(self) -> None:
         """Start the sandbox (nothing to do unconfined)."""
-
-    def preexec(self) -> None:
-        """Runs in the sandbox's first process before it execs (once per episode)."""
 
     async def run(
         self,
@@ -219,7 +214,6 @@ class _ServerSandbox(Sandbox):
             stderr=subprocess.PIPE,
             env=self.env(),
             start_new_session=True,
-            preexec_fn=self.preexec if type(self).preexec is not Sandbox.preexec else None,
         )
         assert self._proc.stdin is not None and self._proc.stdout is not None
         self._proc.stdin.write(server.encode({"limits": self._limits}))
@@ -372,11 +366,6 @@ class BwrapSandbox(_ServerSandbox):
                     with contextlib.suppress(OSError):
                         group.rmdir()
 
-    def preexec(self) -> None:
-        if self._cgroup is not None:
-            with open(self._cgroup / "cgroup.procs", "w") as f:
-                f.write(str(os.getpid()))
-
     async def close(self) -> None:
         await super().close()
         group, self._cgroup = self._cgroup, None
@@ -398,12 +387,18 @@ class BwrapSandbox(_ServerSandbox):
         return "cgroup" if self._cgroup is not None else ""
 
     def command(self) -> list[str]:
-        return [
+        argv = [
             bwrap_binary(),
             *bwrap_args(self.settings, self.workspace),
             "--",
             sys.executable, "-I", "-S", "-B", str(_SERVER), f"--reap-all={_host_pid_namespace()}",
         ]
+        if self._cgroup is None:
+            return argv
+        # A shell joins the group and execs bwrap, rather than a preexec_fn: that would make the
+        # start a fork(), whose atfork handlers stop a preloaded OpenBLAS's threads under an mlx
+        # call running in another thread, which then waits for them forever.
+        return ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(self._cgroup / "cgroup.procs"), *argv]
 
 
 class SeatbeltSandbox(_ServerSandbox):
@@ -469,6 +464,13 @@ def _start_failure(kind: str, stderr: str) -> str:
     return f"cannot start the seatbelt sandbox: {detail}; fix: check sandbox-exec, or run with --sandbox none"
 
 
+def allowed_environ() -> dict[str, str]:
+    """The part of Looper's environment a sandbox (and the launcher that starts it) sees: the
+    allowlist. LD_PRELOAD never passes: the bwrap launcher hangs at its clone with a threaded
+    library preloaded (OpenBLAS, which `make test` and `looper` preload for mlx)."""
+    return {k: v for k, v in os.environ.items() if k in ENV_ALLOWED or k.startswith("LC_")}
+
+
 @functools.lru_cache(maxsize=None)
 def _probe(kind: str) -> str:
     """'' when a sandbox of ``kind`` starts here, else the line that says why not (cached)."""
@@ -485,7 +487,7 @@ def _probe(kind: str) -> str:
             return str(exc)
         argv = [binary, *bwrap_args(SandboxSettings(), Path(tempfile.gettempdir()), tmp_home=False), "--", "true"]
     try:
-        done = subprocess.run(argv, capture_output=True, timeout=20, check=False)
+        done = subprocess.run(argv, capture_output=True, timeout=20, check=False, env=allowed_environ())
     except (OSError, subprocess.TimeoutExpired) as exc:
         return _start_failure(kind, str(exc))
     return "" if done.returncode == 0 else _start_failure(kind, done.stderr.decode("utf-8", "replace"))
