@@ -178,7 +178,10 @@ class HomeScreen(Screen[None]):
         run_id = self._run_id if any(r.id == self._run_id for r in runs) else (runs[0].id if runs else None)
         episodes = await store.episodes(run_id) if run_id else await store.episodes(limit=200)
         adapters = await list_adapters(store)
-        self.query_one(ExperimentsPane).reload()
+        if not self.is_attached:  # the lab closed while the queries ran
+            return
+        for pane in self.query(ExperimentsPane):
+            pane.reload()
         self.post_message(self.Loaded(HomeData(runs, episodes, run_id, len(episodes), adapters)))
 
     def on_home_screen_loaded(self, message: Loaded) -> None:

@@ -38,7 +38,9 @@ class ExperimentsPane(Vertical):
         store = lab_context(self).lab.store
         if store is None:
             return
-        self._show(await list_experiments(store))
+        experiments = await list_experiments(store)
+        if self.is_attached:  # the lab may have closed while the query ran
+            self._show(experiments)
 
     def _show(self, experiments: list[ExperimentRow]) -> None:
         self.display = bool(experiments)

@@ -46,6 +46,8 @@ name = "adapter"
 kind = "adapter"
 strategy = "naive"
 teacher = "scripted:oracle"
+[gate]
+enabled = false
 """
 
 

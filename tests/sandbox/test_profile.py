@@ -75,7 +75,7 @@ def test_looper_run_stops_with_one_line_when_the_sandbox_cannot_start(tmp_path: 
 def test_the_tui_form_request_carries_the_sandbox_and_the_state_flags_unsandboxed() -> None:
     from looper_engine.events import EpisodeStarted
     from looper_tui.lab import RunRequest
-    from looper_tui.state import EpisodeState
+    from looper_engine.episode_view import fold_episode
 
     assert RunRequest().agent_config().sandbox == "auto"
     assert RunRequest(sandbox="none").agent_config().sandbox == "none"
@@ -86,9 +86,8 @@ def test_the_tui_form_request_carries_the_sandbox_and_the_state_flags_unsandboxe
             system_prompt="", task_prompt="", max_steps=3, token_budget=512, config=config,
         )
 
-    confined, open_ = EpisodeState(id="ep-1"), EpisodeState(id="ep-1")
-    confined.apply(started({"sandbox": "bwrap"}))
-    open_.apply(started({"sandbox": "none"}))
+    confined = fold_episode([started({"sandbox": "bwrap"})], "ep-1")
+    open_ = fold_episode([started({"sandbox": "none"})], "ep-1")
     assert not confined.unsandboxed and open_.unsandboxed
 
 

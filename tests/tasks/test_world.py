@@ -359,9 +359,12 @@ async def test_the_new_run_form_runs_the_world(cache: Path, tmp_path: Path) -> N
         assert [e.task.id.rsplit("/", 1)[1] for e in runner.episodes] == sorted(
             t.name + (".heldout" if t.heldout else "") for t in world.templates("comparison")
         )
-        states = [app.lab.state.episode(e.id) for e in runner.episodes]
+        def states() -> list:  # the lab's views are immutable: read them afresh
+            return [app.lab.state.episode(e.id) for e in runner.episodes]
+
         for _ in range(3000):  # a guard against hanging, not a timing
-            if all(s.finished is not None for s in states):
+            if all(s is not None and s.finished is not None for s in states()):
                 break
             await pilot.pause(0.02)
+        states = states()
         assert [s.status for s in states] == ["resolved"] * len(states)

@@ -51,6 +51,8 @@ async def test_an_empty_lab_offers_a_watchable_demo_run(tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen) and app.screen.has_class("-empty"))
         assert "scripted policy" in text_of(app.screen.query_one("#welcome-text", Static))
+        # the demo is the focused choice, so enter starts it
+        await wait_until(pilot, lambda: app.focused is app.screen.query_one("#demo"))
         await pilot.press("enter")
         await wait_until(pilot, lambda: isinstance(app.screen, LiveScreen))
         (runner,) = app.lab.runners.values()

@@ -53,7 +53,15 @@ def test_home_with_runs(tmp_path, snap_compare, lab_db, theme):
 
 
 def test_new_run_form(tmp_path, snap_compare):
-    assert snap_compare(app_for(tmp_path), press=["n"], terminal_size=(100, 36))
+    from looper_tui.screens.home import HomeScreen
+
+    async def run_before(pilot):
+        # over the loaded home (its welcome), as a person who presses n after the lab opened
+        app = pilot.app
+        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen) and app.screen._data is not None)
+        await pilot.press("n")
+
+    assert snap_compare(app_for(tmp_path), run_before=run_before, terminal_size=(100, 36))
 
 
 # --- live ---------------------------------------------------------------------------
