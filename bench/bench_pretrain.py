@@ -40,6 +40,10 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=9100)
     opts = ap.parse_args()
 
+    if not (opts.model / RECIPE_FILE).is_file():
+        print(f"bench_pretrain: no committed model at {opts.model} (no {RECIPE_FILE}); "
+              f"build it with `looper model pretrain {opts.model}`")
+        return 2
     committed = json.loads((opts.model / RECIPE_FILE).read_text())
     recipe = PretrainRecipe.model_validate(committed["recipe"])
     tmp = Path(tempfile.mkdtemp(prefix="bench-pretrain-"))
