@@ -68,7 +68,7 @@ class PretrainRecipe(BaseModel):
     num_layers: int = 4
     num_heads: int = 4
     intermediate_size: int = 512
-    iters: int = Field(600, ge=1)
+    iters: int = Field(1000, ge=1)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(3e-3, gt=0)
     warmup: int = Field(30, ge=0)

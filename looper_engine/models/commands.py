@@ -35,7 +35,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     pre.add_argument("path", nargs="?", type=Path, default=Path("models/minilab"),
                      help="model folder (default models/minilab)")
-    pre.add_argument("--iters", type=int, default=None, help="optimizer steps (default 600)")
+    pre.add_argument("--iters", type=int, default=None, help="optimizer steps (default 1000)")
     pre.add_argument("--per-template", type=int, default=None,
                      help="oracle episodes per training template (default 200)")
     pre.add_argument("--seed", type=int, default=None, help="weight and batch-order seed (default 0)")

@@ -26,7 +26,7 @@ from looper_engine.tasks.world.guard import StepLimit, call_limited, load_module
 from looper_engine.tasks.world.template import Args, Rendered, Rng, Template, render
 
 #: Bumped whenever a change to the generator or the catalog changes what an address yields.
-VERSION = 4
+VERSION = 5
 SUITE = "world"
 HELDOUT_SUFFIX = ".heldout"
 #: The buggy file's size limit (characters): the numbered file is most of an episode.

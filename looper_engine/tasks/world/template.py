@@ -38,7 +38,11 @@ COMMON_POOLS: dict[str, tuple[str, ...]] = {
     # The smaller and the larger of a pair: bugs about names fix them, so the vocabulary is short.
     "p": ("lo", "low", "a", "first", "left", "start"),
     "q": ("hi", "high", "b", "last", "right", "end"),
-    "mod": ("lib", "util", "core", "calc", "tools", "ops", "helpers", "funcs"),
+    # One module name: the path is the one identifier every turn repeats (read, edit), and a
+    # small model does not learn in minutes to copy a name from the statement (trained on
+    # eight names, the mini-lab model read the commonest one whatever the task said, and
+    # solved little else). The file's own identifiers stay random: no fix copies them.
+    "mod": ("lib",),
 }
 
 #: Module docstrings a file may open with (layout noise that changes no behaviour).
