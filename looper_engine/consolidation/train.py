@@ -19,6 +19,11 @@ is Looper's and is stripped before mlx-lm sees a row. With `mask_prompt` the los
 the last message of each row, which must be the assistant's (mlx-lm's ChatDataset
 semantics: one row per assistant turn, its context as the prompt).
 
+`train_adapter` is a short composition of its parts, each in its own section below: the
+request checked (`_check_request`) and the model loaded (`_load_model`), data preparation
+(`_prepare_data`), the training run with its progress reports (`_TrainingRun`) and the
+adapter writer (`_write_adapter`).
+
 Blocking: call it from a worker thread (`asyncio.to_thread`). One training runs at a
 time per process (a lock), because mlx's random state and compile cache are global.
 """
@@ -36,6 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -480,16 +486,68 @@ def train_adapter(
     its next step, writes a checkpoint there and returns status "cancelled" without a
     final adapter. `metadata` is stored under `looper` in the adapter config."""
     import mlx.core as mx
-    import mlx.optimizers as optim
-    from mlx.utils import tree_flatten, tree_unflatten
-    from mlx_lm import load
-    from mlx_lm.tuner.callbacks import TrainingCallback
-    from mlx_lm.tuner.trainer import TrainingArgs, default_loss, evaluate, train
-    from mlx_lm.tuner.utils import linear_to_lora_layers
 
     model_path = Path(model_path)
     out_dir = Path(out_dir)
     hooks = strategy_hooks or TrainHooks()
+    request = _check_request(model_path, train_rows, valid_rows, out_dir, resume_from, init_adapter)
+
+    with _TRAIN_LOCK, silenced_mlx_console():
+        wall0 = time.perf_counter()
+        notes: list[str] = []
+        mx.reset_peak_memory()
+        loaded = _load_model(model_path, config, hooks, request, notes)
+        data = _prepare_data(request.train_rows, request.valid_rows, loaded.tokenizer, config, notes)
+        run = _TrainingRun(
+            loaded, data, config, hooks, request.checkpoint,
+            _adapter_config(model_path, config, hooks, loaded.layers, data, init_adapter, metadata),
+            out_dir / CHECKPOINTS_DIR, wall0, notes, on_progress=on_progress, cancel=cancel,
+        )
+        out_dir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=".train-", dir=out_dir))
+        try:
+            done = run.run(scratch)
+            if done is None:
+                return run.result("cancelled", run.stopped_at, None)
+            _write_adapter(run, out_dir, done)
+            if any(p.train_loss is not None and math.isnan(p.train_loss) for p in run.curve.values()):
+                notes.append("training loss became NaN; lower the learning rate")
+            return run.result("finished", done, out_dir)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+# --- the request and the model --------------------------------------------------------
+
+
+@dataclass
+class _Request:
+    """A training request, checked: the clean rows, and what it starts from."""
+
+    train_rows: list[dict[str, Any]]
+    valid_rows: list[dict[str, Any]]
+    init_adapter: Path | None
+    init_cfg: AdapterConfig | None
+    checkpoint: _Resume | None
+
+
+@dataclass
+class _Resume:
+    """The checkpoint a run resumes from."""
+
+    path: Path
+    state: _CheckpointState
+
+
+def _check_request(
+    model_path: Path,
+    train_rows: list[dict[str, Any]],
+    valid_rows: list[dict[str, Any]],
+    out_dir: Path,
+    resume_from: Path | None,
+    init_adapter: Path | None,
+) -> _Request:
+    """Everything that can be checked before the model is loaded; UserError if it is wrong."""
     if not (model_path / "config.json").is_file():
         raise UserError(f"model folder {model_path} has no config.json")
     if not train_rows:
@@ -500,326 +558,442 @@ def train_adapter(
         raise UserError(f"{out_dir} already holds an adapter; choose a new folder")
     train_clean = clean_rows(train_rows)
     valid_clean = clean_rows(valid_rows, what="validation") if valid_rows else []
-    checkpoint: _CheckpointState | None = None
-    ckpt_path: Path | None = None
+    resume: _Resume | None = None
     if resume_from is not None:
         ckpt_path = find_checkpoint(resume_from)
-        checkpoint = _read_checkpoint(ckpt_path)
+        resume = _Resume(path=ckpt_path, state=_read_checkpoint(ckpt_path))
     init_cfg = read_adapter_config(init_adapter) if init_adapter is not None else None
+    return _Request(train_clean, valid_clean, init_adapter, init_cfg, resume)
 
-    with _TRAIN_LOCK, silenced_mlx_console():
-        wall0 = time.perf_counter()
-        notes: list[str] = []
-        mx.reset_peak_memory()
-        model, tokenizer = load(str(model_path))
-        n_layers = len(model.layers)
-        if config.num_layers > n_layers:
-            raise UserError(f"num_layers {config.num_layers} exceeds the model's {n_layers} layers")
-        layers = n_layers if config.num_layers == -1 else config.num_layers
 
-        # mlx-lm seeds the same way, so LoRA's initial A matrices match its CLI's.
-        mx.random.seed(config.seed)
-        model.freeze()
-        lora_cfg = config.lora_parameters()
-        if config.fine_tune_type == "full":
-            if config.num_layers == -1:
-                model.unfreeze()
-            else:
-                for block in model.layers[-layers:]:
-                    block.unfreeze()
+@dataclass
+class _LoadedModel:
+    """The model ready to train: trainable layers in place, any initial weights loaded."""
+
+    model: Any
+    tokenizer: Any
+    layers: int  # the transformer blocks adapted
+
+
+def _load_model(
+    model_path: Path, config: TrainConfig, hooks: TrainHooks, request: _Request, notes: list[str]
+) -> _LoadedModel:
+    """Load the model, make its LoRA layers (or unfreeze its weights for a full fine-tune)
+    and load the initial adapter or the checkpoint's weights."""
+    import mlx.core as mx
+    from mlx_lm import load
+    from mlx_lm.tuner.utils import linear_to_lora_layers
+
+    model, tokenizer = load(str(model_path))
+    n_layers = len(model.layers)
+    if config.num_layers > n_layers:
+        raise UserError(f"num_layers {config.num_layers} exceeds the model's {n_layers} layers")
+    layers = n_layers if config.num_layers == -1 else config.num_layers
+
+    # mlx-lm seeds the same way, so LoRA's initial A matrices match its CLI's.
+    mx.random.seed(config.seed)
+    model.freeze()
+    if config.fine_tune_type == "full":
+        if config.num_layers == -1:
+            model.unfreeze()
         else:
-            linear_to_lora_layers(model, layers, lora_cfg.model_dump(exclude_none=True))
-        if init_cfg is not None and init_adapter is not None:
-            _check_same_lora(config, init_cfg, n_layers, f"initial adapter {init_adapter}")
-            model.load_weights(list(load_adapter_weights(init_adapter).items()), strict=False)
-        if checkpoint is not None and ckpt_path is not None:
-            _check_same_lora(
-                config,
-                read_adapter_config(ckpt_path),
-                n_layers,
-                f"checkpoint {ckpt_path}",
-            )
-            model.load_weights(list(load_adapter_weights(ckpt_path).items()), strict=False)
-            if checkpoint.data_fingerprint and checkpoint.data_fingerprint != _fingerprint(train_clean):
-                notes.append("resumed on different training rows than the checkpoint was trained on")
-        mx.eval(model.parameters())
-        hooks.on_model_ready(model, tokenizer, config)
+            for block in model.layers[-layers:]:
+                block.unfreeze()
+    else:
+        linear_to_lora_layers(model, layers, config.lora_parameters().model_dump(exclude_none=True))
+    init_adapter = request.init_adapter
+    if request.init_cfg is not None and init_adapter is not None:
+        _check_same_lora(config, request.init_cfg, n_layers, f"initial adapter {init_adapter}")
+        model.load_weights(list(load_adapter_weights(init_adapter).items()), strict=False)
+    resume = request.checkpoint
+    if resume is not None:
+        _check_same_lora(config, read_adapter_config(resume.path), n_layers, f"checkpoint {resume.path}")
+        model.load_weights(list(load_adapter_weights(resume.path).items()), strict=False)
+        fingerprint = resume.state.data_fingerprint
+        if fingerprint and fingerprint != _fingerprint(request.train_rows):
+            notes.append("resumed on different training rows than the checkpoint was trained on")
+    mx.eval(model.parameters())
+    hooks.on_model_ready(model, tokenizer, config)
+    return _LoadedModel(model=model, tokenizer=tokenizer, layers=layers)
 
-        train_ds = _chat_dataset(train_clean, tokenizer, config.mask_prompt)
-        keep = [
-            i
-            for i in range(len(train_ds))
-            if train_ds[i][1] < min(len(train_ds[i][0]), config.max_seq_length)
-        ]
-        if len(keep) < len(train_ds):
-            notes.append(
-                f"{len(train_ds) - len(keep)} training rows skipped: their prompt fills max_seq_length"
-            )
-            if not keep:
-                raise UserError(
-                    f"every training row's prompt is longer than max_seq_length {config.max_seq_length}"
-                )
-            train_clean = [train_clean[i] for i in keep]
-            train_ds = _chat_dataset(train_clean, tokenizer, config.mask_prompt)
-        lengths = [len(train_ds[i][0]) for i in range(len(train_ds))]
-        if max(lengths) > config.max_seq_length:
-            n_long = sum(n > config.max_seq_length for n in lengths)
-            notes.append(f"{n_long} training rows truncated to max_seq_length {config.max_seq_length}")
-        valid_ds = _chat_dataset(valid_clean, tokenizer, config.mask_prompt) if valid_clean else None
-        if valid_ds is not None:
-            valid_ok = [
-                i
-                for i in range(len(valid_ds))
-                if valid_ds[i][1] < min(len(valid_ds[i][0]), config.max_seq_length)
-            ]
-            if len(valid_ok) < len(valid_ds):
-                notes.append(f"{len(valid_ds) - len(valid_ok)} validation rows skipped: prompt too long")
-                valid_clean = [valid_clean[i] for i in valid_ok]
-                valid_ds = _chat_dataset(valid_clean, tokenizer, config.mask_prompt) if valid_clean else None
 
-        batch_size = min(config.batch_size, len(train_ds))
-        if batch_size < config.batch_size:
-            notes.append(f"batch size {batch_size}: only {len(train_ds)} training rows")
-        batches = _train_batches(lengths, batch_size)
+# --- data preparation -----------------------------------------------------------------
 
-        loss_fn = hooks.wrap_loss(default_loss)
-        optimizer = optim.Adam(learning_rate=config.learning_rate)
-        start = 0
-        curve: dict[int, CurvePoint] = {}
-        prior_tokens, prior_seconds = 0, 0.0
-        if checkpoint is not None and ckpt_path is not None:
-            start = checkpoint.iteration
-            for p in checkpoint.curve:
-                _merge_curve(curve, p.model_copy())
-            prior_tokens, prior_seconds = checkpoint.tokens, checkpoint.seconds
-            opt_file = ckpt_path / _OPTIMIZER_FILE
-            if checkpoint.has_optimizer and opt_file.is_file():
-                optimizer.init(model.trainable_parameters())
+
+@dataclass
+class _PreparedData:
+    """The rows as training sees them: tokenized, the unusable ones dropped, in batches."""
+
+    train_rows: list[dict[str, Any]]
+    valid_rows: list[dict[str, Any]]
+    train_ds: Any
+    valid_ds: Any | None
+    batch_size: int
+    batches: list[list[int]]
+
+
+def _usable(ds: Any, max_seq_length: int) -> list[int]:
+    """The samples whose prompt leaves room for a target within max_seq_length."""
+    return [i for i in range(len(ds)) if ds[i][1] < min(len(ds[i][0]), max_seq_length)]
+
+
+def _prepare_data(
+    train_rows: list[dict[str, Any]],
+    valid_rows: list[dict[str, Any]],
+    tokenizer: Any,
+    config: TrainConfig,
+    notes: list[str],
+) -> _PreparedData:
+    """Tokenize the clean rows with mlx-lm's ChatDataset, drop the rows whose prompt fills
+    max_seq_length (a validation set may end up empty, a training set may not) and cut the
+    training rows into batches."""
+    train_ds = _chat_dataset(train_rows, tokenizer, config.mask_prompt)
+    keep = _usable(train_ds, config.max_seq_length)
+    if len(keep) < len(train_ds):
+        notes.append(f"{len(train_ds) - len(keep)} training rows skipped: their prompt fills max_seq_length")
+        if not keep:
+            raise UserError(f"every training row's prompt is longer than max_seq_length {config.max_seq_length}")
+        train_rows = [train_rows[i] for i in keep]
+        train_ds = _chat_dataset(train_rows, tokenizer, config.mask_prompt)
+    lengths = [len(train_ds[i][0]) for i in range(len(train_ds))]
+    if max(lengths) > config.max_seq_length:
+        n_long = sum(n > config.max_seq_length for n in lengths)
+        notes.append(f"{n_long} training rows truncated to max_seq_length {config.max_seq_length}")
+    valid_ds = _chat_dataset(valid_rows, tokenizer, config.mask_prompt) if valid_rows else None
+    if valid_ds is not None:
+        valid_ok = _usable(valid_ds, config.max_seq_length)
+        if len(valid_ok) < len(valid_ds):
+            notes.append(f"{len(valid_ds) - len(valid_ok)} validation rows skipped: prompt too long")
+            valid_rows = [valid_rows[i] for i in valid_ok]
+            valid_ds = _chat_dataset(valid_rows, tokenizer, config.mask_prompt) if valid_rows else None
+
+    batch_size = min(config.batch_size, len(train_ds))
+    if batch_size < config.batch_size:
+        notes.append(f"batch size {batch_size}: only {len(train_ds)} training rows")
+    return _PreparedData(
+        train_rows=train_rows,
+        valid_rows=valid_rows,
+        train_ds=train_ds,
+        valid_ds=valid_ds,
+        batch_size=batch_size,
+        batches=_train_batches(lengths, batch_size),
+    )
+
+
+def _adapter_config(
+    model_path: Path,
+    config: TrainConfig,
+    hooks: TrainHooks,
+    layers: int,
+    data: _PreparedData,
+    init_adapter: Path | None,
+    metadata: dict[str, Any] | None,
+) -> AdapterConfig:
+    """The adapter config every checkpoint and the final adapter start from."""
+    return AdapterConfig(
+        fine_tune_type=config.fine_tune_type,
+        num_layers=layers,
+        lora_parameters=config.lora_parameters(),
+        model=str(model_path),
+        looper={
+            **(metadata or {}),
+            **hooks.adapter_metadata(),
+            "base_model": str(model_path),
+            "train_samples": len(data.train_rows),
+            "valid_samples": len(data.valid_rows),
+            "seed": config.seed,
+            "init_adapter": str(init_adapter) if init_adapter is not None else None,
+        },
+    )
+
+
+# --- the training run -------------------------------------------------------------------
+
+
+class _TrainingRun:
+    """One run of mlx-lm's trainer with our batch order, evaluation and checkpoint schedule,
+    progress reports and cancellation. `run` trains; `result` says what came of it."""
+
+    def __init__(
+        self,
+        loaded: _LoadedModel,
+        data: _PreparedData,
+        config: TrainConfig,
+        hooks: TrainHooks,
+        resume: _Resume | None,
+        adapter_cfg: AdapterConfig,
+        ckpt_root: Path,
+        wall0: float,
+        notes: list[str],
+        *,
+        on_progress: Callable[[TrainProgressInfo], None] | None,
+        cancel: threading.Event | None,
+    ) -> None:
+        import mlx.core as mx
+        import mlx.optimizers as optim
+        from mlx.utils import tree_unflatten
+        from mlx_lm.tuner.trainer import default_loss
+
+        self.model = loaded.model
+        self.data = data
+        self.config = config
+        self.hooks = hooks
+        self.adapter_cfg = adapter_cfg
+        self.ckpt_root = ckpt_root
+        self.wall0 = wall0
+        self.notes = notes
+        self.on_progress = on_progress
+        self.cancel = cancel
+        self.loss_fn = hooks.wrap_loss(default_loss)
+        self.optimizer = optim.Adam(learning_rate=config.learning_rate)
+        self.total = config.iters
+        self.start = 0
+        self.curve: dict[int, CurvePoint] = {}
+        self.prior_tokens, self.prior_seconds = 0, 0.0
+        if resume is not None:
+            self.start = resume.state.iteration
+            for p in resume.state.curve:
+                _merge_curve(self.curve, p.model_copy())
+            self.prior_tokens, self.prior_seconds = resume.state.tokens, resume.state.seconds
+            opt_file = resume.path / _OPTIMIZER_FILE
+            if resume.state.has_optimizer and opt_file.is_file():
+                self.optimizer.init(self.model.trainable_parameters())
                 restored = tree_unflatten(list(mx.load(str(opt_file)).items()))
                 restored["learning_rate"] = mx.array(config.learning_rate, dtype=mx.float32)
-                optimizer.state = restored
+                self.optimizer.state = restored
             else:
                 notes.append("checkpoint has no optimizer state; Adam restarted")
+        self.fingerprint = _fingerprint(data.train_rows)
+        self.tokens = 0
+        self.last_ckpt: Path | None = None
+        self.started = time.perf_counter()
+        self.stopped_at = self.start
 
-        total = config.iters
-        ckpt_root = out_dir / CHECKPOINTS_DIR
-        fingerprint = _fingerprint(train_clean)
-        adapter_cfg = AdapterConfig(
-            fine_tune_type=config.fine_tune_type,
-            num_layers=layers,
-            lora_parameters=lora_cfg,
-            model=str(model_path),
-            looper={
-                **(metadata or {}),
-                **hooks.adapter_metadata(),
-                "base_model": str(model_path),
-                "train_samples": len(train_clean),
-                "valid_samples": len(valid_clean),
-                "seed": config.seed,
-                "init_adapter": str(init_adapter) if init_adapter is not None else None,
-            },
+    # -- the clock and the reports --
+
+    def peak_gb(self) -> float:
+        import mlx.core as mx
+
+        return mx.get_peak_memory() / 1e9
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.wall0
+
+    def eta(self, done: int) -> float | None:
+        ran = done - self.start
+        if ran <= 0:
+            return None
+        return (time.perf_counter() - self.started) / ran * max(self.total - done, 0)
+
+    def emit(self, info: TrainProgressInfo) -> None:
+        if self.on_progress is not None:
+            self.on_progress(info)
+
+    def check_cancel(self, done: int) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise _Cancelled(done)
+
+    # -- checkpoints and evaluation --
+
+    def save_checkpoint(self, done: int) -> Path:
+        from mlx.utils import tree_flatten
+
+        state = _CheckpointState(
+            iteration=done,
+            iterations=self.total,
+            curve=[self.curve[k] for k in sorted(self.curve)],
+            tokens=self.prior_tokens + self.tokens,
+            seconds=self.prior_seconds + self.elapsed(),
+            config=self.config.model_dump(mode="json"),
+            model=self.adapter_cfg.model,
+            data_fingerprint=self.fingerprint,
+            has_optimizer=True,
         )
-        progress = {"tokens": 0, "last_ckpt": None, "started": time.perf_counter(), "done0": start}
+        ckpt_cfg = self.adapter_cfg.model_copy(
+            update={"looper": {**self.adapter_cfg.looper, "checkpoint_iteration": done}}
+        )
+        ckpt_weights, ckpt_cfg = self.hooks.export(
+            self.model, dict(tree_flatten(self.model.trainable_parameters())), ckpt_cfg
+        )
+        path = _write_checkpoint(
+            self.ckpt_root,
+            state,
+            ckpt_weights,
+            dict(tree_flatten(self.optimizer.state)),
+            ckpt_cfg,
+        )
+        self.last_ckpt = path
+        return path
 
-        def peak_gb() -> float:
-            return mx.get_peak_memory() / 1e9
+    def run_eval(self, done: int) -> None:
+        from mlx_lm.tuner.trainer import evaluate
 
-        def elapsed() -> float:
-            return time.perf_counter() - wall0
-
-        def eta(done: int) -> float | None:
-            ran = done - progress["done0"]
-            if ran <= 0:
-                return None
-            return (time.perf_counter() - progress["started"]) / ran * max(total - done, 0)
-
-        def emit(info: TrainProgressInfo) -> None:
-            if on_progress is not None:
-                on_progress(info)
-
-        def save_checkpoint(done: int) -> Path:
-            state = _CheckpointState(
+        if self.data.valid_ds is None:
+            return
+        val_loss = evaluate(
+            model=self.model,
+            dataset=self.data.valid_ds,
+            batch_size=self.data.batch_size,
+            num_batches=self.config.val_batches,
+            max_seq_length=self.config.max_seq_length,
+            loss=self.loss_fn,
+            iterate_batches=self.eval_iterate,
+        )
+        self.model.train()
+        _merge_curve(self.curve, CurvePoint(iteration=done, val_loss=val_loss))
+        self.emit(
+            TrainProgressInfo(
                 iteration=done,
-                iterations=total,
-                curve=[curve[k] for k in sorted(curve)],
-                tokens=prior_tokens + progress["tokens"],
-                seconds=prior_seconds + elapsed(),
-                config=config.model_dump(mode="json"),
-                model=str(model_path),
-                data_fingerprint=fingerprint,
-                has_optimizer=True,
+                iterations=self.total,
+                val_loss=val_loss,
+                trained_tokens=self.prior_tokens + self.tokens,
+                eta_s=self.eta(done),
+                peak_memory_gb=self.peak_gb(),
+                elapsed_s=self.elapsed(),
             )
-            ckpt_cfg = adapter_cfg.model_copy(
-                update={"looper": {**adapter_cfg.looper, "checkpoint_iteration": done}}
-            )
-            ckpt_weights, ckpt_cfg = hooks.export(
-                model, dict(tree_flatten(model.trainable_parameters())), ckpt_cfg
-            )
-            path = _write_checkpoint(
-                ckpt_root,
-                state,
-                ckpt_weights,
-                dict(tree_flatten(optimizer.state)),
-                ckpt_cfg,
-            )
-            progress["last_ckpt"] = path
-            return path
+        )
 
-        def run_eval(done: int) -> None:
-            if valid_ds is None:
-                return
-            val_loss = evaluate(
-                model=model,
-                dataset=valid_ds,
-                batch_size=batch_size,
-                num_batches=config.val_batches,
-                max_seq_length=config.max_seq_length,
-                loss=loss_fn,
-                iterate_batches=eval_iterate,
+    # -- what mlx-lm's trainer calls --
+
+    def eval_iterate(self, dataset: Any, batch_size: int, max_seq_length: int, **_: Any) -> Iterator[Any]:
+        for idxs in _eval_batches(dataset, batch_size, self.config.val_batches, self.config.seed):
+            yield _make_batch(dataset, idxs, max_seq_length)
+
+    def train_iterate(self, dataset: Any, batch_size: int, max_seq_length: int, **_: Any) -> Iterator[Any]:
+        # mlx-lm pulls the next batch only after the previous step is fully evaluated,
+        # so this is the one place between steps: evaluate, checkpoint, cancel here.
+        config, start, batches = self.config, self.start, self.data.batches
+        done = start
+        while True:
+            # A resumed run's first point was evaluated before its checkpoint was saved.
+            if done % config.steps_per_eval == 0 and not (done > 0 and done == start):
+                self.run_eval(done)
+            if done > start and done % config.save_every == 0:
+                self.save_checkpoint(done)
+            self.check_cancel(done)
+            epoch, pos = divmod(done, len(batches))
+            idxs = batches[_epoch_order(len(batches), config.seed, epoch)[pos]]
+            yield _make_batch(dataset, idxs, max_seq_length)
+            done += 1
+
+    def on_train_loss_report(self, info: dict[str, Any]) -> None:
+        done = self.start + int(info["iteration"])
+        self.tokens = int(info["trained_tokens"])
+        _merge_curve(self.curve, CurvePoint(iteration=done, train_loss=float(info["train_loss"])))
+        self.emit(
+            TrainProgressInfo(
+                iteration=done,
+                iterations=self.total,
+                train_loss=float(info["train_loss"]),
+                learning_rate=float(info["learning_rate"]),
+                tokens_per_second=float(info["tokens_per_second"]),
+                trained_tokens=self.prior_tokens + self.tokens,
+                eta_s=self.eta(done),
+                peak_memory_gb=float(info["peak_memory"]),
+                elapsed_s=self.elapsed(),
             )
-            model.train()
-            _merge_curve(curve, CurvePoint(iteration=done, val_loss=val_loss))
-            emit(
-                TrainProgressInfo(
-                    iteration=done,
-                    iterations=total,
-                    val_loss=val_loss,
-                    trained_tokens=prior_tokens + progress["tokens"],
-                    eta_s=eta(done),
-                    peak_memory_gb=peak_gb(),
-                    elapsed_s=elapsed(),
-                )
-            )
+        )
+        self.check_cancel(done)
 
-        def check_cancel(done: int) -> None:
-            if cancel is not None and cancel.is_set():
-                raise _Cancelled(done)
+    # -- the run --
 
-        def eval_iterate(dataset: Any, batch_size: int, max_seq_length: int, **_: Any) -> Iterator[Any]:
-            for idxs in _eval_batches(dataset, batch_size, config.val_batches, config.seed):
-                yield _make_batch(dataset, idxs, max_seq_length)
+    def run(self, scratch: Path) -> int | None:
+        """Train up to `config.iters` steps and write the last checkpoint: the steps done,
+        or None when cancelled (`stopped_at` then says after how many, and a checkpoint
+        there is written)."""
+        from mlx_lm.tuner.callbacks import TrainingCallback
+        from mlx_lm.tuner.trainer import TrainingArgs, train
 
-        def train_iterate(dataset: Any, batch_size: int, max_seq_length: int, **_: Any) -> Iterator[Any]:
-            # mlx-lm pulls the next batch only after the previous step is fully evaluated,
-            # so this is the one place between steps: evaluate, checkpoint, cancel here.
-            done = start
-            while True:
-                # A resumed run's first point was evaluated before its checkpoint was saved.
-                if done % config.steps_per_eval == 0 and not (done > 0 and done == start):
-                    run_eval(done)
-                if done > start and done % config.save_every == 0:
-                    save_checkpoint(done)
-                check_cancel(done)
-                epoch, pos = divmod(done, len(batches))
-                idxs = batches[_epoch_order(len(batches), config.seed, epoch)[pos]]
-                yield _make_batch(dataset, idxs, max_seq_length)
-                done += 1
+        start, total, config = self.start, self.total, self.config
+        if start >= total:
+            return start
+        run = self
 
         class _Reporter(TrainingCallback):
             def on_train_loss_report(self, info: dict[str, Any]) -> None:
-                done = start + int(info["iteration"])
-                progress["tokens"] = int(info["trained_tokens"])
-                _merge_curve(curve, CurvePoint(iteration=done, train_loss=float(info["train_loss"])))
-                emit(
-                    TrainProgressInfo(
-                        iteration=done,
-                        iterations=total,
-                        train_loss=float(info["train_loss"]),
-                        learning_rate=float(info["learning_rate"]),
-                        tokens_per_second=float(info["tokens_per_second"]),
-                        trained_tokens=prior_tokens + progress["tokens"],
-                        eta_s=eta(done),
-                        peak_memory_gb=float(info["peak_memory"]),
-                        elapsed_s=elapsed(),
-                    )
-                )
-                check_cancel(done)
+                run.on_train_loss_report(info)
 
-        def result(status: Literal["finished", "cancelled"], done: int, adapter: Path | None) -> TrainResult:
-            tokens = prior_tokens + progress["tokens"]
-            seconds = prior_seconds + elapsed()
-            train_seconds = time.perf_counter() - progress["started"]
-            return TrainResult(
-                status=status,
-                adapter_dir=adapter,
-                checkpoint_dir=progress["last_ckpt"],
-                iterations=done,
-                curve=[curve[k] for k in sorted(curve)],
-                tokens=tokens,
-                seconds=seconds,
-                tokens_per_second=(progress["tokens"] / train_seconds)
-                if progress["tokens"] and train_seconds > 0
-                else None,
-                peak_memory_gb=peak_gb(),
-                train_samples=len(train_clean),
-                valid_samples=len(valid_clean),
-                batch_size=batch_size,
-                notes=notes,
-            )
-
-        out_dir.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".train-", dir=out_dir))
+        args = TrainingArgs(
+            batch_size=self.data.batch_size,
+            iters=total - start,
+            val_batches=config.val_batches,
+            steps_per_report=config.steps_per_report,
+            # evaluation and saving happen in train_iterate, on our own schedule
+            steps_per_eval=total + 1,
+            steps_per_save=total + 1,
+            adapter_file=str(scratch / ADAPTER_WEIGHTS),
+            max_seq_length=config.max_seq_length,
+            grad_checkpoint=config.grad_checkpoint,
+        )
+        self.model.train()
+        self.started = time.perf_counter()
         try:
-            done = start
-            if start < total:
-                args = TrainingArgs(
-                    batch_size=batch_size,
-                    iters=total - start,
-                    val_batches=config.val_batches,
-                    steps_per_report=config.steps_per_report,
-                    # evaluation and saving happen in train_iterate, on our own schedule
-                    steps_per_eval=total + 1,
-                    steps_per_save=total + 1,
-                    adapter_file=str(scratch / ADAPTER_WEIGHTS),
-                    max_seq_length=config.max_seq_length,
-                    grad_checkpoint=config.grad_checkpoint,
-                )
-                model.train()
-                progress["started"] = time.perf_counter()
-                try:
-                    train(
-                        model=model,
-                        optimizer=optimizer,
-                        train_dataset=train_ds,
-                        val_dataset=None,
-                        args=args,
-                        loss=loss_fn,
-                        iterate_batches=train_iterate,
-                        training_callback=_Reporter(),
-                    )
-                except _Cancelled as stop:
-                    if stop.completed > start and (
-                        progress["last_ckpt"] is None
-                        or progress["last_ckpt"].name != _checkpoint_name(stop.completed)
-                    ):
-                        save_checkpoint(stop.completed)
-                    notes.append(f"cancelled after {stop.completed} of {total} steps")
-                    return result("cancelled", stop.completed, None)
-                done = total
-                if valid_ds is not None and (curve.get(done) is None or curve[done].val_loss is None):
-                    run_eval(done)
-                save_checkpoint(done)
-            weights = dict(tree_flatten(model.trainable_parameters()))
-            final_cfg = adapter_cfg.model_copy(
-                update={
-                    "looper": {
-                        **adapter_cfg.looper,
-                        "iterations": done,
-                        "final_val_loss": next(
-                            (
-                                curve[k].val_loss
-                                for k in sorted(curve, reverse=True)
-                                if curve[k].val_loss is not None
-                            ),
-                            None,
-                        ),
-                    }
-                }
+            train(
+                model=self.model,
+                optimizer=self.optimizer,
+                train_dataset=self.data.train_ds,
+                val_dataset=None,
+                args=args,
+                loss=self.loss_fn,
+                iterate_batches=self.train_iterate,
+                training_callback=_Reporter(),
             )
-            weights, final_cfg = hooks.export(model, weights, final_cfg)
-            write_adapter_atomically(out_dir, weights, final_cfg)
-            if any(p.train_loss is not None and math.isnan(p.train_loss) for p in curve.values()):
-                notes.append("training loss became NaN; lower the learning rate")
-            return result("finished", done, out_dir)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        except _Cancelled as stop:
+            if stop.completed > start and (
+                self.last_ckpt is None or self.last_ckpt.name != _checkpoint_name(stop.completed)
+            ):
+                self.save_checkpoint(stop.completed)
+            self.notes.append(f"cancelled after {stop.completed} of {total} steps")
+            self.stopped_at = stop.completed
+            return None
+        done = total
+        if self.data.valid_ds is not None and (self.curve.get(done) is None or self.curve[done].val_loss is None):
+            self.run_eval(done)
+        self.save_checkpoint(done)
+        return done
+
+    def final_val_loss(self) -> float | None:
+        return next(
+            (self.curve[k].val_loss for k in sorted(self.curve, reverse=True) if self.curve[k].val_loss is not None),
+            None,
+        )
+
+    def result(self, status: Literal["finished", "cancelled"], done: int, adapter: Path | None) -> TrainResult:
+        train_seconds = time.perf_counter() - self.started
+        return TrainResult(
+            status=status,
+            adapter_dir=adapter,
+            checkpoint_dir=self.last_ckpt,
+            iterations=done,
+            curve=[self.curve[k] for k in sorted(self.curve)],
+            tokens=self.prior_tokens + self.tokens,
+            seconds=self.prior_seconds + self.elapsed(),
+            tokens_per_second=(self.tokens / train_seconds) if self.tokens and train_seconds > 0 else None,
+            peak_memory_gb=self.peak_gb(),
+            train_samples=len(self.data.train_rows),
+            valid_samples=len(self.data.valid_rows),
+            batch_size=self.data.batch_size,
+            notes=self.notes,
+        )
+
+
+# --- the adapter writer ---------------------------------------------------------------
+
+
+def _write_adapter(run: _TrainingRun, out_dir: Path, done: int) -> None:
+    """Write the trained weights to `out_dir` atomically, in mlx-lm's layout (through the
+    strategy's export), with the iterations and the last validation loss in its config."""
+    from mlx.utils import tree_flatten
+
+    weights = dict(tree_flatten(run.model.trainable_parameters()))
+    final_cfg = run.adapter_cfg.model_copy(
+        update={
+            "looper": {
+                **run.adapter_cfg.looper,
+                "iterations": done,
+                "final_val_loss": run.final_val_loss(),
+            }
+        }
+    )
+    weights, final_cfg = run.hooks.export(run.model, weights, final_cfg)
+    write_adapter_atomically(out_dir, weights, final_cfg)
