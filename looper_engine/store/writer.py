@@ -61,6 +61,9 @@ class StoreWriter:
         self._pid = os.getpid()
         self._idle = asyncio.Event()  # set when the writer task holds no unwritten batch
         self._idle.set()
+        # One batch at a time on the connection: a flush writes what it drained itself, and a
+        # second flush that drained nothing must wait for that write (its events may be in it).
+        self._write_lock = asyncio.Lock()
 
     def start(self) -> StoreWriter:
         self._task = asyncio.create_task(self._run(), name="looper-store-writer")
@@ -82,9 +85,7 @@ class StoreWriter:
 
     async def flush(self) -> None:
         """Return once everything published so far is committed."""
-        pending = self.sub.drain()
-        if pending:
-            await self.write_batch(pending)
+        await self.write_batch(self.sub.drain())  # empty: waits for a write in flight
         await self._idle.wait()
 
     async def close(self) -> None:
@@ -95,6 +96,12 @@ class StoreWriter:
         await self.flush()
 
     async def write_batch(self, batch: list[EventBase]) -> None:
+        """Commit ``batch`` in one transaction, after any batch being written now."""
+        async with self._write_lock:
+            if batch:
+                await self._write(batch)
+
+    async def _write(self, batch: list[EventBase]) -> None:
         events_rows: list[tuple[Any, ...]] = []
         steps: dict[tuple[str, int], dict[str, Any]] = {}
         statements: list[tuple[str, tuple[Any, ...]]] = []

@@ -58,6 +58,28 @@ async def test_writer_records_events_and_derived_rows(tmp_path):
     await store.close()
 
 
+async def test_a_flush_waits_for_the_write_of_events_another_flush_took(tmp_path):
+    # Two experiment cells finishing together while a third transaction holds the store: the
+    # first flush drains both episodes' events and waits to write them; the second flush, left
+    # with nothing to drain, must still wait for that write, since the cell it records next
+    # points at its episode.
+    store = await Store.open(tmp_path / "l.db")
+    bus = EventBus()
+    writer = StoreWriter(store, bus)
+    bus.publish(started("e1"))
+    bus.publish(started("e2"))
+    async with store.tx_lock:
+        first = asyncio.create_task(writer.flush())
+        await asyncio.sleep(0)
+        second = asyncio.create_task(writer.flush())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not second.done()
+    await asyncio.gather(first, second)
+    assert await store.episode("e2") is not None
+    await store.close()
+
+
 async def test_journal_is_wal_and_schema_version_recorded(tmp_path):
     store = await Store.open(tmp_path / "l.db")
     cur = await store.db.execute("PRAGMA journal_mode")
