@@ -34,7 +34,7 @@ from looper_engine.models.ollama_backend import GeneratorStream
 from looper_engine.runtime.mlx_threads import MlxExecutor
 
 if TYPE_CHECKING:
-    from looper_engine.models.registry import ModelSpec
+    from looper_engine.models.spec import ModelSpec
 
 #: Longest a generated piece waits in the worker before it is handed to the event loop.
 FLUSH_INTERVAL_S = 0.02

@@ -24,7 +24,7 @@ from looper_engine.errors import BackendError, UserError
 from looper_engine.models.base import Backend, GenOptions, ModelStream, Usage
 
 if TYPE_CHECKING:
-    from looper_engine.models.registry import ModelSpec
+    from looper_engine.models.spec import ModelSpec
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_PORT = 11434

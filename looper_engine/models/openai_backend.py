@@ -32,7 +32,7 @@ from looper_engine.models.base import Backend, GenOptions, Usage
 from looper_engine.models.ollama_backend import RETRY_STATUSES, GeneratorStream, estimate_tokens
 
 if TYPE_CHECKING:
-    from looper_engine.models.registry import ModelSpec
+    from looper_engine.models.spec import ModelSpec
 
 
 def _error_message(response: httpx.Response) -> str:
