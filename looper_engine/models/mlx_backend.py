@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from looper_engine.chat import Message, as_dicts
 from looper_engine.errors import BackendError, UserError
 from looper_engine.models.base import Backend, GenOptions, Usage
-from looper_engine.models.ollama_backend import GeneratorStream
+from looper_engine.models.streaming import GeneratorStream
 from looper_engine.runtime.mlx_threads import MlxExecutor
 
 if TYPE_CHECKING:
