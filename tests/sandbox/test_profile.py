@@ -73,9 +73,9 @@ def test_looper_run_stops_with_one_line_when_the_sandbox_cannot_start(tmp_path: 
 
 
 def test_the_tui_form_request_carries_the_sandbox_and_the_state_flags_unsandboxed() -> None:
+    from looper_engine.episode_view import fold_episode
     from looper_engine.events import EpisodeStarted
     from looper_tui.lab import RunRequest
-    from looper_engine.episode_view import fold_episode
 
     assert RunRequest().agent_config().sandbox == "auto"
     assert RunRequest(sandbox="none").agent_config().sandbox == "none"
