@@ -21,7 +21,8 @@ from looper_engine.config import FRAMEWORK_SWITCHES, AgentConfig
 from looper_engine.errors import UserError
 from looper_engine.events import EventBus
 from looper_engine.models.base import Backend
-from looper_engine.models.registry import checked_spec, create_backend
+from looper_engine.models.registry import create_backend
+from looper_engine.models.spec import checked_spec
 from looper_engine.store.db import Store
 from looper_engine.store.writer import StoreWriter
 from looper_engine.tasks.model import Task

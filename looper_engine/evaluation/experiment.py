@@ -244,7 +244,7 @@ class ArmSpec(_Strict):
     @classmethod
     def _spec(cls, v: str | None) -> str | None:
         if v is not None:
-            from looper_engine.models.registry import checked_spec
+            from looper_engine.models.spec import checked_spec
 
             checked_spec(v)
         return v
@@ -326,7 +326,7 @@ class ExperimentSpec(_Strict):
     @field_validator("model")
     @classmethod
     def _model(cls, v: str) -> str:
-        from looper_engine.models.registry import checked_spec
+        from looper_engine.models.spec import checked_spec
 
         checked_spec(v)
         return v

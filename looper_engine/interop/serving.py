@@ -12,7 +12,7 @@ import shlex
 from pathlib import Path
 
 from looper_engine.errors import UserError
-from looper_engine.models.registry import ADAPTER_NAME
+from looper_engine.models.spec import ADAPTER_NAME
 
 
 def check_adapter_name(name: str) -> str:

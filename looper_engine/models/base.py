@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from looper_engine.tasks.model import Task
 
 
+def estimate_tokens(messages: list[Message]) -> int:
+    """About four characters a token, plus a few for each message's role markers. An estimate:
+    real tokenizers vary by model and language."""
+    return sum(len(m.content) // 4 + 4 for m in messages)
+
+
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -61,7 +67,7 @@ class Backend(abc.ABC):
 
     def count_tokens(self, messages: list[Message]) -> int:
         """Tokens the messages take in this model's context. Default: ~4 characters a token."""
-        return sum(len(m.content) // 4 + 4 for m in messages)
+        return estimate_tokens(messages)
 
     def for_task(self, task: Task) -> Backend:
         """A backend for one episode of `task`. Stateless backends return themselves."""

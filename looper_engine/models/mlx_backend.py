@@ -30,11 +30,11 @@ from typing import TYPE_CHECKING, Any
 from looper_engine.chat import Message, as_dicts
 from looper_engine.errors import BackendError, UserError
 from looper_engine.models.base import Backend, GenOptions, Usage
-from looper_engine.models.ollama_backend import GeneratorStream
+from looper_engine.models.streaming import GeneratorStream
 from looper_engine.runtime.mlx_threads import MlxExecutor
 
 if TYPE_CHECKING:
-    from looper_engine.models.registry import ModelSpec
+    from looper_engine.models.spec import ModelSpec
 
 #: Longest a generated piece waits in the worker before it is handed to the event loop.
 FLUSH_INTERVAL_S = 0.02

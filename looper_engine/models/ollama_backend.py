@@ -1,18 +1,16 @@
 """`ollama:MODEL` — a model served by Ollama, through the official `ollama` AsyncClient.
 
 Host: the `host` kwarg, else OLLAMA_HOST, else http://127.0.0.1:11434.
-Connection failures before the first delta are retried with exponential backoff; once text
-has reached the caller a failure is a BackendError, because restarting would hand the agent a
-second, different reply glued onto the first.
+Connection failures and busy answers before the first delta are retried (streaming.Backoff);
+once text has reached the caller a failure is a BackendError.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -21,15 +19,14 @@ from ollama import AsyncClient, ResponseError
 
 from looper_engine.chat import Message, as_dicts
 from looper_engine.errors import BackendError, UserError
-from looper_engine.models.base import Backend, GenOptions, ModelStream, Usage
+from looper_engine.models.base import Backend, GenOptions, Usage, estimate_tokens
+from looper_engine.models.streaming import RETRY_STATUSES, Backoff, GeneratorStream, LoopClients
 
 if TYPE_CHECKING:
-    from looper_engine.models.registry import ModelSpec
+    from looper_engine.models.spec import ModelSpec
 
 DEFAULT_HOST = "http://127.0.0.1:11434"
 DEFAULT_PORT = 11434
-#: Statuses a busy or starting server answers; safe to retry while nothing has been streamed.
-RETRY_STATUSES = frozenset({429, 502, 503, 504})
 
 
 def resolve_host(host: str | None = None) -> str:
@@ -49,33 +46,6 @@ def resolve_host(host: str | None = None) -> str:
     if port is None:
         port = 443 if parts.scheme == "https" else DEFAULT_PORT
     return f"{parts.scheme}://{hostname}:{port}{parts.path}"
-
-
-def estimate_tokens(messages: list[Message]) -> int:
-    """About four characters a token, plus a few for each message's role markers. An estimate:
-    real tokenizers vary by model and language."""
-    return sum(len(m.content) // 4 + 4 for m in messages)
-
-
-class GeneratorStream(ModelStream):
-    """A ModelStream over one async generator. `aclose` ends generation and releases the request
-    behind it; when the generator is mid-await in another task it stops at the next chunk."""
-
-    def __init__(self, run: Callable[[GeneratorStream], AsyncIterator[str]]) -> None:
-        self.usage: Usage | None = None
-        self.finish_reason: str | None = None
-        #: True when the server reported no usage and `usage` holds an estimate
-        self.usage_estimated = False
-        self.stopped = False
-        self._gen = run(self)
-
-    def _deltas(self) -> AsyncIterator[str]:
-        return self._gen
-
-    async def aclose(self) -> None:
-        self.stopped = True
-        with contextlib.suppress(RuntimeError):
-            await self._gen.aclose()  # type: ignore[attr-defined]
 
 
 def _cannot_reach(host: str) -> str:
@@ -113,8 +83,7 @@ class OllamaBackend(Backend):
         self.keep_alive = keep_alive
         self.spec = f"ollama:{model}"
         self.label = f"ollama:{model}"
-        self._clients: dict[float, AsyncClient] = {}
-        self._clients_loop: asyncio.AbstractEventLoop | None = None
+        self._clients = LoopClients(self._new_client)
         # server prompt tokens / our estimate, learnt from the last reply that reported them
         self._calibration: float | None = None
 
@@ -141,19 +110,12 @@ class OllamaBackend(Backend):
             keep_alive=keep_alive,
         )
 
+    def _new_client(self, timeout_s: float) -> AsyncClient:
+        timeout = httpx.Timeout(timeout_s, connect=min(self.connect_timeout_s, timeout_s))
+        return AsyncClient(host=self.host, timeout=timeout)
+
     def _client(self, timeout_s: float) -> AsyncClient:
-        # httpx pools belong to the event loop that opened them; a script that runs several
-        # asyncio.run() calls gets fresh clients rather than dead connections.
-        loop = asyncio.get_running_loop()
-        if loop is not self._clients_loop:
-            self._clients = {}
-            self._clients_loop = loop
-        client = self._clients.get(timeout_s)
-        if client is None:
-            timeout = httpx.Timeout(timeout_s, connect=min(self.connect_timeout_s, timeout_s))
-            client = AsyncClient(host=self.host, timeout=timeout)
-            self._clients[timeout_s] = client
-        return client
+        return self._clients.get(timeout_s)
 
     def _options(self, options: GenOptions) -> dict[str, Any]:
         opts: dict[str, Any] = {"temperature": options.temperature, "num_predict": options.max_tokens}
@@ -173,7 +135,7 @@ class OllamaBackend(Backend):
         payload = as_dicts(messages)
         opts = self._options(options)
         sent = 0  # characters handed to the caller
-        attempt = 0
+        backoff = Backoff(self.retries, self.backoff_s)
         while True:
             final = None
             try:
@@ -195,9 +157,7 @@ class OllamaBackend(Backend):
             except ResponseError as e:
                 if e.status_code == 404:
                     raise BackendError(_not_pulled(self.model, self.host)) from None
-                if e.status_code in RETRY_STATUSES and sent == 0 and attempt < self.retries:
-                    await asyncio.sleep(self.backoff_s * 2**attempt)
-                    attempt += 1
+                if e.status_code in RETRY_STATUSES and await backoff.retry(sent):
                     continue
                 if e.status_code == -1:
                     raise BackendError(f"Ollama at {self.host} reported an error mid-reply: {e.error}") from None
@@ -208,9 +168,7 @@ class OllamaBackend(Backend):
                     "the model may be loading or stuck"
                 ) from None
             except (httpx.TransportError, ConnectionError) as e:
-                if sent == 0 and attempt < self.retries:
-                    await asyncio.sleep(self.backoff_s * 2**attempt)
-                    attempt += 1
+                if await backoff.retry(sent):
                     continue
                 if sent == 0 and _is_connect_failure(e):
                     raise BackendError(_cannot_reach(self.host)) from None
@@ -264,8 +222,7 @@ class OllamaBackend(Backend):
             raise UserError(_cannot_reach(self.host)) from None
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
+        for client in self._clients.take_all():
             with contextlib.suppress(Exception):
                 await client.close()
 

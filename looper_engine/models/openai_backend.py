@@ -17,7 +17,6 @@ The API key comes from the `api_key` kwarg, else OPENAI_API_KEY; none is sent wh
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -28,11 +27,11 @@ import httpx
 
 from looper_engine.chat import Message, as_dicts
 from looper_engine.errors import BackendError, UserError
-from looper_engine.models.base import Backend, GenOptions, Usage
-from looper_engine.models.ollama_backend import RETRY_STATUSES, GeneratorStream, estimate_tokens
+from looper_engine.models.base import Backend, GenOptions, Usage, estimate_tokens
+from looper_engine.models.streaming import RETRY_STATUSES, Backoff, GeneratorStream, LoopClients
 
 if TYPE_CHECKING:
-    from looper_engine.models.registry import ModelSpec
+    from looper_engine.models.spec import ModelSpec
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -84,8 +83,7 @@ class OpenAIBackend(Backend):
         self.connect_timeout_s = connect_timeout_s
         self.spec = f"openai:{model}@{self.base_url}" + (f"#{self.lora}" if self.lora else "")
         self.label = f"openai:{model}@{self.base_url}" + (f" + LoRA {self.lora}" if self.lora else "")
-        self._clients: dict[float, httpx.AsyncClient] = {}
-        self._clients_loop: asyncio.AbstractEventLoop | None = None
+        self._clients = LoopClients(self._new_client)
 
     @classmethod
     def from_spec(
@@ -118,22 +116,17 @@ class OpenAIBackend(Backend):
         """The `model` field of each request: the LoRA adapter's name when one is set."""
         return self.lora or self.model
 
+    def _new_client(self, timeout_s: float) -> httpx.AsyncClient:
+        headers = {"Accept": "text/event-stream, application/json"}
+        if self.api_key:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s, connect=min(self.connect_timeout_s, timeout_s)),
+            headers=headers,
+        )
+
     def _client(self, timeout_s: float) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if loop is not self._clients_loop:
-            self._clients = {}
-            self._clients_loop = loop
-        client = self._clients.get(timeout_s)
-        if client is None:
-            headers = {"Accept": "text/event-stream, application/json"}
-            if self.api_key:
-                headers["Authorization"] = f"Bearer {self.api_key}"
-            client = httpx.AsyncClient(
-                timeout=httpx.Timeout(timeout_s, connect=min(self.connect_timeout_s, timeout_s)),
-                headers=headers,
-            )
-            self._clients[timeout_s] = client
-        return client
+        return self._clients.get(timeout_s)
 
     def _body(self, messages: list[Message], options: GenOptions) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -173,7 +166,7 @@ class OpenAIBackend(Backend):
         body = self._body(messages, options)
         url = f"{self.base_url}/chat/completions"
         sent = 0
-        attempt = 0
+        backoff = Backoff(self.retries, self.backoff_s)
         while True:
             usage: dict[str, Any] | None = None
             finish: str | None = None
@@ -214,9 +207,7 @@ class OpenAIBackend(Backend):
                         if stream.stopped:
                             return
             except _Status as e:
-                if e.status in RETRY_STATUSES and sent == 0 and attempt < self.retries:
-                    await asyncio.sleep(self.backoff_s * 2**attempt)
-                    attempt += 1
+                if e.status in RETRY_STATUSES and await backoff.retry(sent):
                     continue
                 raise BackendError(self._status_error(e.status, e.message)) from None
             except httpx.ReadTimeout:
@@ -225,9 +216,7 @@ class OpenAIBackend(Backend):
                     "the model may be loading or stuck"
                 ) from None
             except httpx.TransportError as e:
-                if sent == 0 and attempt < self.retries:
-                    await asyncio.sleep(self.backoff_s * 2**attempt)
-                    attempt += 1
+                if await backoff.retry(sent):
                     continue
                 if sent == 0 and isinstance(e, (httpx.ConnectError, httpx.ConnectTimeout)):
                     raise BackendError(self._cannot_reach()) from None
@@ -295,8 +284,7 @@ class OpenAIBackend(Backend):
             raise UserError(f"{what} is not served at {self.base_url}; it serves: {listing}")
 
     async def aclose(self) -> None:
-        clients, self._clients = list(self._clients.values()), {}
-        for client in clients:
+        for client in self._clients.take_all():
             with contextlib.suppress(Exception):
                 await client.aclose()
 

@@ -15,7 +15,7 @@ import asyncio
 import re
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from looper_engine.chat import Message
 from looper_engine.errors import BadModelSpec
@@ -23,6 +23,9 @@ from looper_engine.models.base import Backend, GenOptions, ModelStream
 from looper_engine.protocol.calls import BashCall, DoneCall, EditCall, ReadCall
 from looper_engine.protocol.parser import render_call
 from looper_engine.tasks.model import Task
+
+if TYPE_CHECKING:
+    from looper_engine.models.spec import ModelSpec
 
 _TOKEN = re.compile(r"\s+|\w+|[^\w\s]")
 TEST_COMMAND = "python -m pytest -q"
@@ -172,7 +175,7 @@ class ScriptedBackend(Backend):
         self.received: list[list[Message]] = []
 
     @classmethod
-    def from_spec(cls, parsed: Any, rate: float = 0.0, **_: Any) -> ScriptedBackend:
+    def from_spec(cls, parsed: ModelSpec, rate: float = 0.0, **_: Any) -> ScriptedBackend:
         return cls(parsed.name, rate=rate)
 
     def for_task(self, task: Task) -> ScriptedBackend:

@@ -13,7 +13,7 @@ from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static, TextArea
 
-from looper_engine.models.registry import checked_spec
+from looper_engine.models.spec import checked_spec
 from looper_engine.store.db import EpisodeRow
 from looper_tui.lab import WATCHABLE_RATE
 

@@ -13,7 +13,8 @@ from pydantic import ValidationError
 
 from looper_engine.cli import main
 from looper_engine.errors import BadModelSpec
-from looper_engine.models.registry import checked_spec, create_backend, parse_spec
+from looper_engine.models.registry import create_backend
+from looper_engine.models.spec import checked_spec, parse_spec
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 from model_servers import FakeModel, FakeOpenAI  # noqa: E402
