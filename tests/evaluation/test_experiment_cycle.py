@@ -208,13 +208,16 @@ def test_a_run_killed_at_a_random_point_resumes_to_the_same_results(tmp_path: Pa
     seed = int(os.environ.get("LOOPER_KILL_SEED", str(time.time_ns() % 100_000)))
     # The uninterrupted run took `seconds` in-process; a subprocess also starts Python first.
     delay = 1.0 + random.Random(seed).uniform(0.2, 0.8) * done["outcome"].seconds
-    proc = subprocess.Popen(command(tmp_path, db), cwd=tmp_path, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    time.sleep(delay)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
+    errors = tmp_path / "first-run.stderr"
+    with errors.open("wb") as err:
+        proc = subprocess.Popen(command(tmp_path, db), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=err)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
     why = f"(kill seed {seed}: SIGKILL after {delay:.1f}s)"
-    assert proc.returncode == -signal.SIGKILL, f"the run ended before the kill {why}"
+    assert proc.returncode == -signal.SIGKILL, (
+        f"the run ended before the kill {why}, exit {proc.returncode}: {errors.read_text()[-2000:]}"
+    )
     reference = cells_of(done["db"])
     before = cells_of(db) if db.exists() else {}
     assert len(before) < len(reference), why
