@@ -251,10 +251,37 @@ def _fingerprint(rows: list[dict[str, Any]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def end_of_turn_ids(tokenizer: Any) -> set[int]:
+    """The token ids that end a generated turn: generation stops at the first of them."""
+    ids = getattr(tokenizer, "eos_token_ids", None)
+    if not ids:
+        eos = getattr(tokenizer, "eos_token_id", None)
+        ids = eos if isinstance(eos, list) else [eos] if eos is not None else []
+    return {int(i) for i in ids}
+
+
+def ends_at_end_of_turn(tokens: list[int], offset: int, end_ids: set[int]) -> list[int]:
+    """The row's tokens cut after the last end-of-turn token of its target. A chat template
+    writes text after that token (a newline, say) that the model never generates: generation
+    stops at the end token. Training on it would teach a prediction inference never makes,
+    and for a base model that never saw it as a target its loss dwarfs the rest."""
+    for i in range(len(tokens) - 1, offset - 1, -1):
+        if tokens[i] in end_ids:
+            return tokens[: i + 1]
+    return tokens
+
+
 def _chat_dataset(rows: list[dict[str, Any]], tokenizer: Any, mask_prompt: bool) -> Any:
     from mlx_lm.tuner.datasets import CacheDataset, ChatDataset
 
-    return CacheDataset(ChatDataset(rows, tokenizer, mask_prompt=mask_prompt))
+    end_ids = end_of_turn_ids(tokenizer)
+
+    class _TurnDataset(ChatDataset):  # type: ignore[misc]
+        def process(self, d: dict[str, Any]) -> tuple[list[int], int]:
+            tokens, offset = super().process(d)
+            return ends_at_end_of_turn(list(tokens), offset, end_ids), offset
+
+    return CacheDataset(_TurnDataset(rows, tokenizer, mask_prompt=mask_prompt))
 
 
 def data_stats(

@@ -216,3 +216,21 @@ def test_data_stats_counts_what_training_sees(tiny_model: Path, rows: list) -> N
     assert stats.truncated == 0 and stats.unusable == 0
     short = data_stats(rows, tok, max_seq_length=8)
     assert short.truncated == 16 and short.unusable == 16
+
+
+def test_the_target_ends_with_the_end_token_the_model_generates(tiny_model: Path, rows: list) -> None:
+    # The chat template writes a newline after each message's end token. Generation stops at
+    # the end token, so the newline is never generated: it must not be a training target.
+    _, tok = mlx_lm.load(str(tiny_model))
+    stats = data_stats(rows, tok)
+    end = tok.eos_token_id
+    expected_target = expected_total = 0
+    for row in rows:
+        full = tok.apply_chat_template(row["messages"])
+        prompt = tok.apply_chat_template(row["messages"][:-1], add_generation_prompt=True)
+        last_end = max(i for i, t in enumerate(full) if t == end)
+        assert last_end < len(full) - 1  # the template does write past the end token
+        expected_total += last_end + 1
+        expected_target += last_end + 1 - len(prompt)
+    assert stats.tokens == expected_total
+    assert stats.target_tokens == expected_target
