@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from looper_engine.store.db import Store
+from looper_engine.store.db import Store, rollback
 
 
 class AdapterRecord(BaseModel):
@@ -44,7 +44,7 @@ async def register_adapter(store: Store, record: AdapterRecord) -> None:
             )
             await store.db.execute("COMMIT")
         except BaseException:
-            await store.db.execute("ROLLBACK")
+            await rollback(store.db)
             raise
 
 

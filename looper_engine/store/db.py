@@ -98,6 +98,13 @@ def _pid_alive(pid: int | None) -> bool:
     return True
 
 
+async def rollback(db: aiosqlite.Connection) -> None:
+    """End the connection's open transaction. Shielded: a task cancelled twice (an experiment
+    stopping its episodes, then itself) must not leave the transaction open, or every later
+    BEGIN on the connection fails and the other connections find the database locked."""
+    await asyncio.shield(db.execute("ROLLBACK"))
+
+
 def _row_dict(cursor: aiosqlite.Cursor, row: tuple) -> dict[str, Any]:
     return {d[0]: row[i] for i, d in enumerate(cursor.description)}
 
@@ -161,7 +168,7 @@ class Store:
                 )
                 await db.execute("COMMIT")
             except BaseException:
-                await db.execute("ROLLBACK")
+                await rollback(db)
                 raise
         await self.mark_interrupted()
 
@@ -221,7 +228,7 @@ class Store:
                     )
                 await self.db.execute("COMMIT")
             except BaseException:
-                await self.db.execute("ROLLBACK")
+                await rollback(self.db)
                 raise
         cur = await self.db.execute("SELECT id, owner_pid FROM runs WHERE status='running'")
         for run_id, pid in await cur.fetchall():

@@ -27,7 +27,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from looper_engine.errors import UserError
-from looper_engine.store.db import Store, _pid_alive
+from looper_engine.store.db import Store, _pid_alive, rollback
 
 
 class ExperimentRow(BaseModel):
@@ -117,7 +117,7 @@ async def _transaction(store: Store, statements: list[tuple[str, tuple[Any, ...]
                 await db.execute(sql, params)
             await db.execute("COMMIT")
         except BaseException:
-            await db.execute("ROLLBACK")
+            await rollback(db)
             raise
 
 
@@ -171,7 +171,7 @@ async def _claim(
             )
         await store.db.execute("COMMIT")
     except BaseException:
-        await store.db.execute("ROLLBACK")
+        await rollback(store.db)
         raise
 
 

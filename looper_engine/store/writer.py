@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 from typing import Any
 
 from looper_engine.events import (
@@ -25,7 +26,7 @@ from looper_engine.events import (
     RunStarted,
     ToolResult,
 )
-from looper_engine.store.db import Store
+from looper_engine.store.db import Store, rollback
 
 _STEP_COLUMNS = (
     "tool",
@@ -49,12 +50,18 @@ _STEP_UPSERT = (
 )
 
 
+#: Times a batch is written again when the database stays locked past the busy timeout.
+_LOCKED_RETRIES = 5
+
+
 class StoreWriter:
     def __init__(self, store: Store, bus: EventBus, *, linger_s: float = 0.05) -> None:
         self.store = store
         #: Wait this long after the first queued event so one transaction takes many steps'
         #: events: each transaction costs several thread hops, whatever its size.
         self.linger_s = linger_s
+        #: The first pause before a locked batch is written again (then twice it, ...).
+        self.retry_pause_s = 0.5
         self.sub = bus.subscribe(predicate=lambda e: e.kind != "model_delta")
         self.written = 0
         self._task: asyncio.Task[None] | None = None
@@ -84,9 +91,14 @@ class StoreWriter:
                 self._idle.set()
 
     async def flush(self) -> None:
-        """Return once everything published so far is committed."""
+        """Return once everything published so far is committed; raise what stopped the
+        writer if it could not commit (a caller must never read rows that were not written)."""
         await self.write_batch(self.sub.drain())  # empty: waits for a write in flight
         await self._idle.wait()
+        if self._task is not None and self._task.done() and not self._task.cancelled():
+            failure = self._task.exception()
+            if failure is not None:
+                raise failure
 
     async def close(self) -> None:
         """Write what is queued, then stop."""
@@ -222,8 +234,17 @@ class StoreWriter:
             for (ep, st), vals in steps.items()
             if vals
         ]
-        async with self.store.tx_lock:
-            await self._commit(statements, step_rows, events_rows)
+        for attempt in range(_LOCKED_RETRIES + 1):
+            try:
+                async with self.store.tx_lock:
+                    await self._commit(statements, step_rows, events_rows)
+                break
+            except sqlite3.OperationalError as exc:
+                # Another connection held the write lock past the busy timeout (a process
+                # starved of CPU mid-transaction): the batch is not lost, it is written again.
+                if "locked" not in str(exc) or attempt == _LOCKED_RETRIES:
+                    raise
+                await asyncio.sleep(self.retry_pause_s * (attempt + 1))
         self.written += len(batch)
 
     async def _commit(
@@ -250,5 +271,5 @@ class StoreWriter:
             )
             await db.execute("COMMIT")
         except BaseException:
-            await db.execute("ROLLBACK")
+            await rollback(db)
             raise

@@ -80,6 +80,49 @@ async def test_a_flush_waits_for_the_write_of_events_another_flush_took(tmp_path
     await store.close()
 
 
+async def test_a_batch_blocked_by_another_connection_is_written_once_it_lets_go(tmp_path):
+    # Another connection (an experiment's own, in a process starved of CPU) holds the write
+    # lock past the busy timeout: the writer writes the batch again instead of losing it.
+    store = await Store.open(tmp_path / "l.db")
+    await store.db.execute("PRAGMA busy_timeout=50")
+    bus = EventBus()
+    writer = StoreWriter(store, bus, linger_s=0)
+    writer.retry_pause_s = 0.05
+    writer.start()
+    other = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    bus.publish(started("e1"))
+    await asyncio.sleep(0.3)  # past the busy timeout at least twice
+    other.execute("COMMIT")
+    await writer.flush()
+    assert await store.episode("e1") is not None
+    await writer.close()
+    other.close()
+    await store.close()
+
+
+async def test_a_flush_raises_what_stopped_the_writer_rather_than_return_unwritten(tmp_path):
+    store = await Store.open(tmp_path / "l.db")
+    await store.db.execute("PRAGMA busy_timeout=20")
+    bus = EventBus()
+    writer = StoreWriter(store, bus, linger_s=0)
+    writer.retry_pause_s = 0.01
+    writer.start()
+    other = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    bus.publish(started("e1"))
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            for _ in range(200):
+                await asyncio.sleep(0.02)
+                await writer.flush()
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert await store.episode("e1") is None
+    await store.close()
+
+
 async def test_journal_is_wal_and_schema_version_recorded(tmp_path):
     store = await Store.open(tmp_path / "l.db")
     cur = await store.db.execute("PRAGMA journal_mode")
