@@ -333,14 +333,18 @@ class Subscription:
         self._wakeup.clear()
         return items
 
-    async def get_batch(self) -> list[EventBase]:
-        """Wait for at least one event; return all that are queued. Empty list = closed."""
+    async def wait(self) -> bool:
+        """Wait until an event is queued, without taking it; False once closed and empty."""
         while not self._queue:
             if self._closed:
-                return []
+                return False
             self._wakeup.clear()
             await self._wakeup.wait()
-        return self.drain()
+        return True
+
+    async def get_batch(self) -> list[EventBase]:
+        """Wait for at least one event; return all that are queued. Empty list = closed."""
+        return self.drain() if await self.wait() else []
 
     def close(self) -> None:
         self._closed = True

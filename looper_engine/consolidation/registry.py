@@ -36,8 +36,9 @@ async def register_adapter(store: Store, record: AdapterRecord) -> None:
         data[k] = json.dumps(data[k])
     cols = list(data)
     async with store.tx_lock:
-        await store.db.execute("BEGIN IMMEDIATE")
         try:
+            # inside the try: a BEGIN cancelled while it waits for the lock still runs
+            await store.db.execute("BEGIN IMMEDIATE")
             await store.db.execute(
                 f"INSERT INTO adapters({', '.join(cols)}) VALUES({', '.join('?' * len(cols))})",
                 tuple(data[c] for c in cols),

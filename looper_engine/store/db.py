@@ -102,7 +102,12 @@ async def rollback(db: aiosqlite.Connection) -> None:
     """End the connection's open transaction. Shielded: a task cancelled twice (an experiment
     stopping its episodes, then itself) must not leave the transaction open, or every later
     BEGIN on the connection fails and the other connections find the database locked."""
-    await asyncio.shield(db.execute("ROLLBACK"))
+    try:
+        await asyncio.shield(db.execute("ROLLBACK"))
+    except sqlite3.OperationalError as exc:
+        # "no transaction is active": the BEGIN itself failed (locked), so nothing to end
+        if "no transaction is active" not in str(exc):
+            raise
 
 
 def _row_dict(cursor: aiosqlite.Cursor, row: tuple) -> dict[str, Any]:
@@ -156,8 +161,9 @@ class Store:
                 f"{self.path} has schema version {version}, newer than this Looper ({SCHEMA_VERSION}); upgrade Looper"
             )
         while version < SCHEMA_VERSION:
-            await db.execute("BEGIN IMMEDIATE")
             try:
+                # inside the try: a BEGIN cancelled while it waits for the lock still runs
+                await db.execute("BEGIN IMMEDIATE")
                 for statement in _split_sql(MIGRATIONS[version]):
                     await db.execute(statement)
                 version += 1
@@ -200,8 +206,9 @@ class Store:
 
     async def _mark_stale(self, stale: list[Any], now: float) -> None:
         if stale:
-            await self.db.execute("BEGIN IMMEDIATE")
             try:
+                # inside the try: a BEGIN cancelled while it waits for the lock still runs
+                await self.db.execute("BEGIN IMMEDIATE")
                 for ep_id, run_id, _pid, _steps in stale:
                     cur = await self.db.execute(
                         "SELECT coalesce(max(seq), 0), coalesce(max(step), 0) FROM events WHERE episode_id=?",

@@ -111,8 +111,9 @@ def _lock(store: Store) -> asyncio.Lock:
 async def _transaction(store: Store, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
     db = store.db
     async with _lock(store):
-        await db.execute("BEGIN IMMEDIATE")
         try:
+            # inside the try: a BEGIN cancelled while it waits for the lock still runs
+            await db.execute("BEGIN IMMEDIATE")
             for sql, params in statements:
                 await db.execute(sql, params)
             await db.execute("COMMIT")
@@ -145,8 +146,9 @@ async def claim_experiment(
 async def _claim(
     store: Store, exp_id: str, spec_hash: str, spec: dict[str, Any], source_path: str, now: float, pid: int
 ) -> None:
-    await store.db.execute("BEGIN IMMEDIATE")
     try:
+        # inside the try: a BEGIN cancelled while it waits for the lock still runs
+        await store.db.execute("BEGIN IMMEDIATE")
         rows = await _rows(store, "SELECT * FROM experiments WHERE id=?", (exp_id,))
         if rows:
             row = rows[0]

@@ -77,16 +77,15 @@ class StoreWriter:
         return self
 
     async def _run(self) -> None:
-        while True:
-            batch = await self.sub.get_batch()
-            if not batch:
-                return
+        while await self.sub.wait():
             self._idle.clear()
             try:
                 if self.linger_s > 0:
                     await asyncio.sleep(self.linger_s)
-                    batch.extend(self.sub.drain())
-                await self.write_batch(batch)
+                # Drained only now, and queued on the write lock at once: batches commit in the
+                # order they were drained, so an episode's row is inserted before a flush from
+                # another task can write the update that finishes it.
+                await self.write_batch(self.sub.drain())
             finally:
                 self._idle.set()
 
@@ -108,7 +107,9 @@ class StoreWriter:
         await self.flush()
 
     async def write_batch(self, batch: list[EventBase]) -> None:
-        """Commit ``batch`` in one transaction, after any batch being written now."""
+        """Commit ``batch`` in one transaction, after any batch being written now. Call it
+        with a batch drained in the same step: the lock is FIFO, so batches commit in the
+        order they were drained."""
         async with self._write_lock:
             if batch:
                 await self._write(batch)
@@ -254,8 +255,9 @@ class StoreWriter:
         events_rows: list[tuple[Any, ...]],
     ) -> None:
         db = self.store.db
-        await db.execute("BEGIN IMMEDIATE")
         try:
+            # inside the try: a BEGIN cancelled while it waits for the lock still runs
+            await db.execute("BEGIN IMMEDIATE")
             # Parents before children: runs/episodes first, then steps, then events.
             for sql, params in statements:
                 if sql.startswith("INSERT"):

@@ -80,6 +80,26 @@ async def test_a_flush_waits_for_the_write_of_events_another_flush_took(tmp_path
     await store.close()
 
 
+async def test_an_episode_finished_while_the_writer_lingers_is_recorded_finished(tmp_path):
+    # The writer task woke for an episode's start and lingers to gather more; meanwhile the
+    # episode finishes and its task flushes. The start must commit before the finish, or the
+    # finish updates no row and the episode stays "running" for ever.
+    store = await Store.open(tmp_path / "l.db")
+    bus = EventBus()
+    writer = StoreWriter(store, bus, linger_s=0.2).start()
+    bus.publish(started("e1"))
+    for _ in range(5):
+        await asyncio.sleep(0)  # the writer task wakes and lingers
+    bus.publish(EpisodeFinished(episode_id="e1", status="resolved", resolved=True, reason="done", steps=1))
+    await writer.flush()
+    ep = await store.episode("e1")
+    assert ep is not None and ep.status == "resolved"
+    await writer.close()
+    ep = await store.episode("e1")
+    assert ep is not None and ep.status == "resolved"
+    await store.close()
+
+
 async def test_a_batch_blocked_by_another_connection_is_written_once_it_lets_go(tmp_path):
     # Another connection (an experiment's own, in a process starved of CPU) holds the write
     # lock past the busy timeout: the writer writes the batch again instead of losing it.
