@@ -49,6 +49,8 @@ from looper_engine.models.tiny import (
 from looper_engine.tasks.world.curriculum import BASE_FAMILIES
 
 DEFAULT_PATH = Path("models/minilab")
+#: Per-family instance weights of the default recipe (none: every family alike).
+FAMILY_WEIGHT: dict[str, float] = {}
 RECIPE_FILE = "recipe.json"
 #: Bump when the pipeline changes in a way the recipe does not show.
 PRETRAIN_FORMAT = 1
@@ -63,6 +65,10 @@ class PretrainRecipe(BaseModel):
     families: list[str] = Field(default_factory=lambda: list(BASE_FAMILIES))
     world_seed: int = Field(1000, description="world seed of the training instances")
     per_template: int = Field(200, ge=1, description="training instances of every training template")
+    family_weight: dict[str, float] = Field(
+        default_factory=lambda: dict(FAMILY_WEIGHT),
+        description="families given more (or fewer) instances per template: per_template times this",
+    )
     vocab_size: int = Field(1024, ge=300, description="requested BPE size (it may stop below)")
     hidden_size: int = 128
     num_layers: int = 4
@@ -83,8 +89,11 @@ class PretrainRecipe(BaseModel):
         from looper_engine.tasks.world import VERSION
         from looper_engine.tasks.world.index import source_hash
 
+        recipe = self.model_dump()
+        if not recipe["family_weight"]:
+            del recipe["family_weight"]  # recipes from before the field keep their key
         text = json.dumps(
-            {"recipe": self.model_dump(), "format": PRETRAIN_FORMAT, "world": [VERSION, source_hash()]},
+            {"recipe": recipe, "format": PRETRAIN_FORMAT, "world": [VERSION, source_hash()]},
             sort_keys=True,
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -147,11 +156,20 @@ def training_tasks(recipe: PretrainRecipe, cache_dir: Path | None = None) -> lis
     for fam in recipe.families:
         if fam not in world.families():
             raise UserError(f"unknown world family {fam!r} (known: {', '.join(world.families())})")
-    tasks = world.generate(
-        seed=recipe.world_seed, per_template=recipe.per_template, families=recipe.families, split="train",
-        cache_dir=cache_dir,
-    )
-    return world.training_tasks(tasks)
+    for fam, weight in recipe.family_weight.items():
+        if weight <= 0:
+            raise UserError(f"family_weight {fam}={weight}: a weight must be positive")
+    counts: dict[int, list[str]] = {}
+    for fam in recipe.families:
+        count = max(1, round(recipe.per_template * recipe.family_weight.get(fam, 1.0)))
+        counts.setdefault(count, []).append(fam)
+    tasks = []
+    for per_template, families in sorted(counts.items()):
+        tasks += world.generate(
+            seed=recipe.world_seed, per_template=per_template, families=families, split="train",
+            cache_dir=cache_dir,
+        )
+    return world.training_tasks(sorted(tasks, key=lambda t: t.id))
 
 
 async def record_oracle_episodes(

@@ -320,7 +320,7 @@ def data_stats(
 
 def _make_batch(dataset: Any, idxs: list[int], max_seq_length: int) -> tuple[Any, Any]:
     """mlx-lm's batch layout: token ids padded with 0 to one plus a multiple of 32, and
-    per row (prompt offset, length) for `default_loss`'s mask."""
+    per row (prompt offset, index of the last target) for `default_loss`'s mask."""
     import mlx.core as mx
     import numpy as np
 
@@ -331,7 +331,12 @@ def _make_batch(dataset: Any, idxs: list[int], max_seq_length: int) -> tuple[Any
     for row, ((tokens, _), n) in enumerate(zip(items, lengths, strict=True)):
         arr[row, :n] = tokens[:n]
     offsets = [offset for _, offset in items]
-    return mx.array(arr), mx.array(list(zip(offsets, lengths, strict=True)))
+    # default_loss weighs target positions offset..L inclusive, so L = n would also train the
+    # padding token after the row's last one (mlx-lm's own iterator does): the model would be
+    # taught that the end token is followed by the pad id, a prediction inference never makes
+    # and, for a model never trained on it, a loss that dwarfs the row's real targets.
+    ends = [n - 1 for n in lengths]
+    return mx.array(arr), mx.array(list(zip(offsets, ends, strict=True)))
 
 
 def _train_batches(lengths: list[int], batch_size: int) -> list[list[int]]:

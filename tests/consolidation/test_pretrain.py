@@ -135,3 +135,15 @@ def test_training_tokens_are_the_chat_template_and_only_replies_carry_loss(built
     target = tok.decode([i for i, m in zip(ids, mask, strict=True) if m])
     assert target == "<read>mod.py</read><|end|>" + messages[-1]["content"] + "<|end|>"
     assert "".join(p for p, _ in chat_pieces(messages)) == tok.apply_chat_template(messages, tokenize=False)
+
+
+def test_a_family_weight_scales_its_instances_per_template() -> None:
+    from looper_engine.consolidation.pretrain import training_tasks
+
+    plain = RECIPE.model_copy(update={"families": ["negation", "comparison"], "per_template": 4, "family_weight": {}})
+    weighted = plain.model_copy(update={"family_weight": {"comparison": 2.0}})
+    count = lambda tasks, fam: sum(1 for t in tasks if t.family == fam)  # noqa: E731
+    a, b = training_tasks(plain), training_tasks(weighted)
+    assert count(b, "negation") == count(a, "negation")
+    assert count(b, "comparison") == 2 * count(a, "comparison") > 0
+    assert plain.key() != weighted.key()

@@ -234,3 +234,17 @@ def test_the_target_ends_with_the_end_token_the_model_generates(tiny_model: Path
         expected_target += last_end + 1 - len(prompt)
     assert stats.tokens == expected_total
     assert stats.target_tokens == expected_target
+
+
+def test_a_batch_trains_exactly_the_target_tokens_and_no_padding(tiny_model: Path, rows: list) -> None:
+    # mlx-lm's default_loss weighs positions offset..L inclusive: a batch must not let it
+    # reach the padding after a row's last token.
+    from mlx_lm.tuner.trainer import default_loss
+
+    from looper_engine.consolidation.train import _chat_dataset, _make_batch
+
+    model, tok = mlx_lm.load(str(tiny_model))
+    ds = _chat_dataset(rows, tok, True)
+    batch, ends = _make_batch(ds, list(range(len(rows))), 512)
+    _, ntoks = default_loss(model, batch, ends)
+    assert int(ntoks) == data_stats(rows, tok).target_tokens
