@@ -86,6 +86,9 @@ class TrainConfig(BaseModel):
     num_layers: int = Field(-1, description="transformer blocks to adapt, from the last; -1 = all")
     keys: list[str] | None = Field(None, description="module names to adapt; None = every linear layer")
     learning_rate: float = Field(3e-4, gt=0)
+    warmup: int = Field(
+        0, ge=0, description="steps of linear warmup to learning_rate: a fresh Adam's first steps are its largest"
+    )
     iters: int = Field(50, ge=1, description="total optimizer steps (a resumed run counts from zero)")
     batch_size: int = Field(4, ge=1)
     max_seq_length: int = Field(2048, ge=8, description="longer samples are truncated")
@@ -316,6 +319,19 @@ def data_stats(
 
 
 # --- batches ------------------------------------------------------------------------
+
+
+def _schedule(config: TrainConfig) -> Any:
+    """The learning rate: constant, after `warmup` steps rising linearly to it."""
+    import mlx.optimizers as optim
+
+    lr = config.learning_rate
+    if not config.warmup:
+        return lr
+    return optim.join_schedules(
+        [optim.linear_schedule(lr / (config.warmup + 1), lr, config.warmup), optim.linear_schedule(lr, lr, 1)],
+        [config.warmup],
+    )
 
 
 def _make_batch(dataset: Any, idxs: list[int], max_seq_length: int) -> tuple[Any, Any]:
@@ -777,7 +793,7 @@ class _TrainingRun:
         self.on_progress = on_progress
         self.cancel = cancel
         self.loss_fn = hooks.wrap_loss(default_loss)
-        self.optimizer = optim.Adam(learning_rate=config.learning_rate)
+        self.optimizer = optim.Adam(learning_rate=_schedule(config))
         self.total = config.iters
         self.start = 0
         self.curve: dict[int, CurvePoint] = {}

@@ -248,3 +248,16 @@ def test_a_batch_trains_exactly_the_target_tokens_and_no_padding(tiny_model: Pat
     batch, ends = _make_batch(ds, list(range(len(rows))), 512)
     _, ntoks = default_loss(model, batch, ends)
     assert int(ntoks) == data_stats(rows, tok).target_tokens
+
+
+def test_warmup_raises_the_learning_rate_to_its_setting(tiny_model: Path, rows: list, tmp_path: Path) -> None:
+    reports: list[TrainProgressInfo] = []
+    train_adapter(
+        tiny_model, rows, [], tmp_path / "adapter",
+        TrainConfig(iters=6, warmup=3, learning_rate=1e-3, steps_per_report=1, steps_per_eval=100, save_every=100),
+        on_progress=reports.append,
+    )
+    rates = [r.learning_rate for r in reports if r.learning_rate is not None]
+    assert len(rates) == 6
+    assert rates[0] < rates[1] < rates[2] < 1e-3
+    assert rates[3:] == pytest.approx([1e-3] * 3)
