@@ -163,6 +163,11 @@ class LimitsSpec(_Strict):
 
 class GateSpec(_Strict):
     enabled: bool = True
+    measure: bool = Field(
+        True,
+        description="with the gate off: still run the frozen set under both states to record what "
+        "it would have said (two runs of the frozen set per night); false skips them",
+    )
     alpha: float = Field(0.05, gt=0.0, lt=1.0)
     max_tasks: int | None = Field(
         None, ge=1, description="frozen tasks at most (the earliest learned first); default all seen"

@@ -79,6 +79,7 @@ steps_per_eval = 2
 save_every = 2
 [gate]
 enabled = false
+measure = false
 [[arms]]
 name = "full"
 kind = "adapter"
@@ -118,12 +119,16 @@ def test_full_share_and_cumulative_arms_train_every_night_and_evaluate_with_it(
     first, second = (read_adapter_config(root / f"cumulative/s0/c{i}").looper for i in (0, 1))
     assert second["train_samples"] > first["train_samples"] and second["init_adapter"] is None
     con = sqlite3.connect(tmp_path / "lab.db")
+    # The gate is off and not measured: no night ran the frozen set.
+    assert con.execute("SELECT count(*) FROM exp_cells WHERE phase IN ('candidate', 'incumbent')").fetchone() == (0,)
+    nights = con.execute("SELECT adopted, verdict FROM exp_nights").fetchall()
+    assert len(nights) == 6 and all(a == 1 and "not measured" in v for a, v in nights)
     for arm in ("full", "share", "cumulative"):
         models = {
             m
             for (m,) in con.execute(
                 "SELECT e.model FROM exp_cells c JOIN episodes e ON e.id = c.episode_id "
-                "WHERE c.arm=? AND c.phase IN ('candidate', 'eval') AND c.cycle=1 AND c.reused=0",
+                "WHERE c.arm=? AND c.phase = 'eval' AND c.cycle=1 AND c.reused=0",
                 (arm,),
             )
         }

@@ -30,6 +30,12 @@ def nothing_to_adopt(skipped: str) -> Verdict:
     return Verdict(adopted=False, reason=reason, record={"adopted": False, "reason": reason, "n": 0})
 
 
+def adopted_unmeasured() -> Verdict:
+    """The verdict of a gate that is off and not measured: adopted, nothing run."""
+    reason = "adopted (gate off, not measured)"
+    return Verdict(adopted=True, reason=reason, record={"adopted": True, "enabled": False, "reason": reason, "n": 0})
+
+
 def judge(
     gate: GateSpec, frozen: list[Item], incumbent: dict[str, CellRow], candidate: dict[str, CellRow]
 ) -> Verdict:
@@ -57,4 +63,4 @@ async def run_gate(
     return judge(ctx.spec.gate, frozen, inc_cells, cand_cells)
 
 
-__all__ = ["Verdict", "judge", "nothing_to_adopt", "run_gate"]
+__all__ = ["Verdict", "adopted_unmeasured", "judge", "nothing_to_adopt", "run_gate"]

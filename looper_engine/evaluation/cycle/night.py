@@ -15,7 +15,7 @@ from typing import Any
 from looper_engine.errors import UserError
 from looper_engine.evaluation.cycle.backends import BackendPool
 from looper_engine.evaluation.cycle.context import Arm, CycleContext, ExperimentCancelled, Phase
-from looper_engine.evaluation.cycle.gate import Verdict, nothing_to_adopt, run_gate
+from looper_engine.evaluation.cycle.gate import Verdict, adopted_unmeasured, nothing_to_adopt, run_gate
 from looper_engine.evaluation.cycle.plan import frozen_items, gate_units, task_positions
 from looper_engine.evaluation.cycle.state import ArmState, adapter_hash
 from looper_engine.evaluation.skills import digest_episode, extract_rules, remember
@@ -68,10 +68,14 @@ async def run_night(ctx: CycleContext, arm: Arm, seed: int, cycle: int, state: A
         await record_candidate(store, cand, adapter_record(ctx, arm, seed, cycle, cand))
     frozen = frozen_items(ctx.plan, cycle)
     verdict: Verdict
+    gate = ctx.spec.gate
     if cand.skipped:
         # The gate's cells will not be visited.
         ctx.skip_units(gate_units(ctx.plan, cycle))
         verdict, after = nothing_to_adopt(cand.skipped), state
+    elif not gate.enabled and not gate.measure:
+        ctx.skip_units(gate_units(ctx.plan, cycle))
+        verdict, after = adopted_unmeasured(), ArmState.model_validate(cand.state)
     else:
         candidate = ArmState.model_validate(cand.state)
         verdict = await run_gate(ctx, arm, seed, cycle, frozen, candidate, state)
