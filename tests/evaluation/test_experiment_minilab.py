@@ -39,15 +39,17 @@ def test_mini_lab_files_plan_fifty_tasks_per_chunk_on_the_mini_lab_model(path: P
 
 
 def test_the_forgetting_files_hold_every_strategy_between_naive_and_cumulative() -> None:
-    arms = {
-        a.name: a for p in MINILAB if p.stem.startswith("minilab_forgetting") for a in load_experiment(p).arms
-    }
-    strategies = {a.strategy_name() for a in arms.values() if a.learns}
+    files = [p for p in MINILAB if p.stem.startswith("minilab_forgetting")]
+    specs = {p.stem: load_experiment(p) for p in files}
+    strategies = {a.strategy_name() for s in specs.values() for a in s.arms if a.learns}
     assert strategies == {"naive", "replay", "ewc", "routing", "merge", "cumulative", "share"}
-    for p in MINILAB:
-        if p.stem.startswith("minilab_forgetting"):
-            names = {a.name for a in load_experiment(p).arms}
-            assert {"base", "naive", "cumulative"} <= names
+    bounds = specs["minilab_forgetting"]
+    assert {"base", "naive", "cumulative"} <= {a.name for a in bounds.arms}
+    # The other parts are compared with part 1's bounds: everything but the arms is the same.
+    same = ("model", "seeds", "chunk_size", "stream", "heldout", "agent", "limits", "train", "gate")
+    for name, spec in specs.items():
+        assert "base" in {a.name for a in spec.arms}, name
+        assert spec.model_dump(include=set(same)) == bounds.model_dump(include=set(same)), name
 
 
 def test_lora_vs_full_compares_full_weights_with_three_ranks() -> None:
