@@ -52,6 +52,15 @@ def test_the_forgetting_files_hold_every_strategy_between_naive_and_cumulative()
         assert spec.model_dump(include=set(same)) == bounds.model_dump(include=set(same)), name
 
 
+def test_the_prompt_and_weight_layers_run_on_one_stream_with_one_setting() -> None:
+    first = load_experiment(EXAMPLES / "minilab_prompt_vs_weights.toml")
+    second = load_experiment(EXAMPLES / "minilab_prompt_vs_weights_adapters.toml")
+    kinds = {a.kind for s in (first, second) for a in s.arms}
+    assert kinds == {"base", "prompt-skill", "memory", "adapter", "memory+adapter"}
+    same = {"model", "seeds", "chunk_size", "stream", "heldout", "agent", "limits", "train", "gate"}
+    assert first.model_dump(include=same) == second.model_dump(include=same)
+
+
 def test_lora_vs_full_compares_full_weights_with_three_ranks() -> None:
     spec = load_experiment(EXAMPLES / "minilab_lora_vs_full.toml")
     trains = {a.name: spec.arm_train(a) for a in spec.arms if a.learns}
