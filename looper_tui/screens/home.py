@@ -121,8 +121,9 @@ class HomeScreen(Screen[None]):
             ("Watch a model learn (m). ", "bold $accent"),
             "A ~1M-parameter model, trained here from random weights on the task world, fixes "
             "planted bugs live: its tokens stream with their rate. It solves the families it "
-            "was trained on and fails the rest. Press t to teach it one it fails, run the round "
-            "again, and see that family go from failed to solved, before and after side by side.",
+            "was trained on and fails the rest. Press t to teach it one it fails and run the round "
+            "again: before and after side by side, the taught family rises and, as naive "
+            "fine-tuning forgets, the ones it knew fall.",
             *minilab,
             "\n\n",
             ("The scripted demo (d). ", "bold"),
