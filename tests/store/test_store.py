@@ -100,18 +100,24 @@ async def test_an_episode_finished_while_the_writer_lingers_is_recorded_finished
     await store.close()
 
 
-async def test_a_batch_blocked_by_another_connection_is_written_once_it_lets_go(tmp_path):
-    # Another connection (an experiment's own, in a process starved of CPU) holds the write
-    # lock past the busy timeout: the writer writes the batch again instead of losing it.
+async def locked_out_writer(tmp_path, busy_ms: int, pause_s: float):
+    """A started writer whose store another connection has locked, and that connection."""
     store = await Store.open(tmp_path / "l.db")
-    await store.db.execute("PRAGMA busy_timeout=50")
+    await store.db.execute(f"PRAGMA busy_timeout={busy_ms}")
     bus = EventBus()
     writer = StoreWriter(store, bus, linger_s=0)
-    writer.retry_pause_s = 0.05
+    writer.retry_pause_s = pause_s
     writer.start()
     other = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
     other.execute("BEGIN IMMEDIATE")
     bus.publish(started("e1"))
+    return store, writer, other
+
+
+async def test_a_batch_blocked_by_another_connection_is_written_once_it_lets_go(tmp_path):
+    # Another connection (an experiment's own, in a process starved of CPU) holds the write
+    # lock past the busy timeout: the writer writes the batch again instead of losing it.
+    store, writer, other = await locked_out_writer(tmp_path, busy_ms=50, pause_s=0.05)
     await asyncio.sleep(0.3)  # past the busy timeout at least twice
     other.execute("COMMIT")
     await writer.flush()
@@ -122,15 +128,7 @@ async def test_a_batch_blocked_by_another_connection_is_written_once_it_lets_go(
 
 
 async def test_a_flush_raises_what_stopped_the_writer_rather_than_return_unwritten(tmp_path):
-    store = await Store.open(tmp_path / "l.db")
-    await store.db.execute("PRAGMA busy_timeout=20")
-    bus = EventBus()
-    writer = StoreWriter(store, bus, linger_s=0)
-    writer.retry_pause_s = 0.01
-    writer.start()
-    other = sqlite3.connect(tmp_path / "l.db", isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    bus.publish(started("e1"))
+    store, writer, other = await locked_out_writer(tmp_path, busy_ms=20, pause_s=0.01)
     try:
         with pytest.raises(sqlite3.OperationalError, match="locked"):
             for _ in range(200):
