@@ -229,14 +229,10 @@ async def _cell_of(
 ) -> CellRow | None:
     """The cell a finished episode measured, from its committed rows; None if it did not finish."""
     store = ctx.store
-    # Read outside any transaction: another task's open transaction on this shared connection
-    # reads the snapshot taken at its BEGIN, which may predate the writer's commit of the episode.
-    async with store.tx_lock:
-        ep = await store.episode(episode_id)
-        score = await store.score(episode_id) or {}
-        calls = await tool_call_count(store, episode_id)
+    ep = await store.episode(episode_id)
     if ep is None or ep.id != episode_id or ep.status not in ("resolved", "failed"):
         return None
+    score = await store.score(episode_id) or {}
     return CellRow(
         exp_id=ctx.exp_id,
         arm=where.arm.name,
@@ -251,7 +247,7 @@ async def _cell_of(
         status=ep.status,
         steps=ep.steps,
         tokens=ep.prompt_tokens + ep.completion_tokens,
-        tool_calls=calls,
+        tool_calls=await tool_call_count(store, episode_id),
         loop_alarms=ep.loop_alarms,
         duration_s=ep.duration_s,
         error_signature=str(score.get("error_signature") or ""),
