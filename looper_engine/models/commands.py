@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from looper_engine.errors import UserError
 
 
@@ -150,8 +152,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
                  if v is not None}
     try:
         recipe = PretrainRecipe(**overrides)
-    except ValueError as exc:
-        raise UserError(f"bad pretraining setting: {str(exc).splitlines()[-1].strip()}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "recipe"
+        raise UserError(f"bad pretraining setting: {where.replace('_', '-')}: {first['msg']}") from None
     console = Console()
     blas = blas_info()
     console.print(f"BLAS: {blas.line()}", style="dim" if blas.fast else "yellow")

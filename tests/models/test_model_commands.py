@@ -59,3 +59,12 @@ def test_sizes_and_ages_read_like_ollama_list() -> None:
     now = datetime(2025, 6, 1, tzinfo=timezone.utc)
     assert human_age(now - timedelta(days=3), now) == "3 days ago"
     assert human_age(now - timedelta(seconds=5), now) == "just now"
+
+
+def test_a_bad_pretraining_setting_names_the_setting_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["model", "pretrain", str(tmp_path / "m"), "--iters", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "iters" in err and "greater than or equal to 1" in err
+    assert not (tmp_path / "m").exists()
