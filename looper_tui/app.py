@@ -14,6 +14,7 @@ import importlib.util
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 from textual import events, work
 from textual.app import App, SystemCommand
@@ -31,6 +32,7 @@ from looper_engine.store.db import DEFAULT_DB
 from looper_engine.tasks.model import Task
 from looper_tui.lab import Lab, RunRequest
 from looper_tui.messages import (
+    AdapterTrained,
     BusBatch,
     LabChanged,
     LabView,
@@ -317,6 +319,11 @@ class LooperApp(App[int]):
 
     def on_open_mini_lab(self, message: OpenMiniLab) -> None:
         self.open_minilab()
+
+    def on_adapter_trained(self, message: AdapterTrained) -> None:
+        # The job may finish behind the lab home (training goes on when its screen closes).
+        if isinstance(self.screen, HomeScreen):
+            self.screen.reload()
     def on_show_results(self, message: ShowResults) -> None:
         self.show_results(message.experiment)
 
@@ -367,9 +374,23 @@ class LooperApp(App[int]):
                 break
             self.pop_screen()
 
+    def _show_kept(self, name: str, make: Callable[[], Screen[Any]]) -> None:
+        """Show the screen kept under `name` for the app's life, building it on first use.
+        Closing it leaves it mounted, so it opens again at once and as it was left (a
+        training job keeps running behind it); when it is already open under other screens,
+        those are closed."""
+        if not self.is_screen_installed(name):
+            self.install_screen(make(), name)
+        screen = self.get_screen(name)
+        if screen in self.screen_stack:
+            while self.screen is not screen:
+                self.pop_screen()
+            return
+        self.push_screen(screen)
+
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen | TooSmallScreen):
-            self.push_screen(HelpScreen())
+            self._show_kept("help", HelpScreen)
 
     def action_training(self) -> None:
         if isinstance(self.screen, TrainingScreen | TooSmallScreen) or type(self.screen).__name__ == "TrainScreen":
@@ -383,7 +404,7 @@ class LooperApp(App[int]):
         if self.lab.store is None:
             self.notify("no database is open", severity="error")
             return
-        self.push_screen(TrainScreen(self.lab, adapters_dir=self.adapters_dir))
+        self._show_kept("train", lambda: TrainScreen(self.lab, adapters_dir=self.adapters_dir))
 
     def action_new_run(self, model: str | None = None) -> None:
         from looper_tui.screens.new_run import NewRunScreen

@@ -103,3 +103,12 @@ class StartFork(Message):
         self.system_prompt = system_prompt
         self.model = model
         self.rate = rate
+
+
+class AdapterTrained(Message):
+    """A training job registered an adapter (its screen may be closed by then): the lab
+    home lists it."""
+
+    def __init__(self, adapter_id: str) -> None:
+        super().__init__()
+        self.adapter_id = adapter_id

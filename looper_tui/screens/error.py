@@ -7,7 +7,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
+
+from looper_tui.widgets.key_footer import KeyFooter
 
 
 class ErrorScreen(Screen[None]):
@@ -31,4 +33,4 @@ class ErrorScreen(Screen[None]):
             yield Static(self.heading, id="error-title")
             yield Static(self.message, id="error-message", markup=False)
             yield Static(self.hint, id="error-hint", markup=False)
-        yield Footer()
+        yield KeyFooter()

@@ -20,7 +20,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Collapsible, Footer, Static
+from textual.widgets import Collapsible, Static
 
 from looper_engine.chat import Message as ChatMessage
 from looper_engine.events import EpisodeStarted, EventBase
@@ -37,6 +37,7 @@ from looper_tui.format import (
 )
 from looper_tui.messages import StartFork
 from looper_tui.state import loop_name
+from looper_tui.widgets.key_footer import KeyFooter
 from looper_tui.widgets.step_table import StepLine, StepTable
 from looper_tui.widgets.tool_call import call_arguments
 
@@ -193,7 +194,7 @@ class HistoryScreen(Screen[None]):
                 yield Static("", id="detail-result")
                 yield Static("Observation (the next user message)", classes="detail-label")
                 yield Static("", id="detail-observation")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#history-missing").display = False

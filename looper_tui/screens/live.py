@@ -14,7 +14,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Tabs
+from textual.widgets import Tabs
 
 from looper_engine.agent.control import ControlError, EpisodeControl
 from looper_engine.episode_view import EpisodeView
@@ -24,6 +24,7 @@ from looper_tui.state import LabState
 from looper_tui.widgets.alarm_banner import AlarmBanner
 from looper_tui.widgets.budget_gauge import BudgetGauge
 from looper_tui.widgets.episode_tabs import EpisodeTabs
+from looper_tui.widgets.key_footer import KeyFooter
 from looper_tui.widgets.status_bar import EpisodeStatusBar
 from looper_tui.widgets.step_table import StepLine, StepTable
 from looper_tui.widgets.transcript import Transcript
@@ -104,7 +105,7 @@ class LiveScreen(Screen[None]):
             with Vertical(id="side"):
                 yield BudgetGauge(id="gauge")
                 yield StepTable(follow=True, id="timeline")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.set_interval(1.0, self._tick)

@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Static, TabbedContent, TabPane
 
 from looper_engine.evaluation.results import (
     CL_METRICS,
@@ -33,6 +33,7 @@ from looper_engine.evaluation.results import (
     load_results,
 )
 from looper_engine.store.db import Store
+from looper_tui.widgets.key_footer import KeyFooter
 
 #: Heatmap colours from 0% to 100% resolved (a red-to-green ramp readable on dark and light).
 RAMP = ("#7f1d1d", "#9a3412", "#a16207", "#4d7c0f", "#15803d", "#166534")
@@ -112,7 +113,7 @@ class ResultsScreen(Screen[None]):
             yield Static(id="results-summary-title", classes="section-title")
             yield DataTable(id="results-summary", cursor_type="row", zebra_stripes=True)
         yield TabbedContent(id="results-arms")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         summary = self.query_one("#results-summary", DataTable)
@@ -193,7 +194,7 @@ class ResultsScreen(Screen[None]):
         for arm in results.arms:
             tabs.compose_add_child(self._arm_pane(results, arm))
         await old.remove()
-        await self.mount(tabs, before=self.query_one(Footer))
+        await self.mount(tabs, before=self.query_one(KeyFooter))
 
     def _arm_pane(self, results: ExperimentResults, arm: ArmResults) -> TabPane:
         flips = DataTable(classes="results-flips", cursor_type="row", zebra_stripes=True)

@@ -15,15 +15,16 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, ProgressBar, Select, Sparkline, Static, Switch
+from textual.widgets import Button, Input, Label, ProgressBar, Select, Sparkline, Static, Switch
 
 from looper_engine.consolidation.job import ConsolidationJob, resolve_model_path
 from looper_engine.consolidation.strategies import STRATEGIES
 from looper_engine.consolidation.synth import Dataset, Selection
 from looper_engine.errors import UserError
 from looper_engine.runtime.blas import BlasInfo, blas_info
+from looper_tui.messages import AdapterTrained
+from looper_tui.widgets.key_footer import KeyFooter
 
 DEFAULT_MODEL_ENV = "LOOPER_MLX_MODEL"
 TINY_DEFAULT = Path("models/tiny")
@@ -31,14 +32,6 @@ TINY_DEFAULT = Path("models/tiny")
 
 def default_model() -> str:
     return os.environ.get(DEFAULT_MODEL_ENV, str(TINY_DEFAULT))
-
-
-class AdapterTrained(Message):
-    """Posted to the app when an adapter is registered, so the home screen can refresh."""
-
-    def __init__(self, adapter_id: str) -> None:
-        super().__init__()
-        self.adapter_id = adapter_id
 
 
 class TrainScreen(Screen[None]):
@@ -93,7 +86,7 @@ class TrainScreen(Screen[None]):
                 yield Label("validation loss", classes="chart-label")
                 yield Sparkline([], id="val-loss")
             yield Static("", id="result")
-        yield Footer()
+        yield KeyFooter()
 
     # --- helpers ------------------------------------------------------------------
 

@@ -128,3 +128,39 @@ async def test_a_missing_base_model_is_one_message_on_screen(tmp_path):
         await pilot.click("#check")
         await until(pilot, lambda: "missing" in str(screen.query_one("#stats", Static).content))
         assert screen.query_one("#start", Button).disabled
+
+
+async def test_training_goes_on_behind_the_lab_and_t_shows_the_same_screen_again(tmp_path, tiny):
+    await _record_episodes(tmp_path / "lab.db")
+    app = make_app(tmp_path, tmp_path / "lab.db", adapters_dir=tmp_path / "adapters")
+    async with app.run_test(size=(110, 50)) as pilot:
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen) and app.screen._data is not None)
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, TrainScreen))
+        screen = app.screen
+        screen.query_one("#model", Input).value = str(tiny)
+        screen.query_one("#iters", Input).value = "300"
+        await pilot.click("#check")
+        await until(pilot, lambda: not screen.query_one("#start", Button).disabled)
+        await pilot.click("#start")
+        await until(pilot, lambda: screen.job is not None and screen.job.last is not None)
+        # Back to the lab while it trains: the job is not cancelled, and it finishes.
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, HomeScreen))
+        assert screen.job is not None and screen.job.last.iteration < 300  # still training
+        await until(pilot, lambda: app.screen.query_one("#adapters", DataTable).row_count == 1)
+        assert isinstance(app.screen, HomeScreen)
+        (record,) = await list_adapters(app.lab.store)
+        # `t` opens the same screen, as it was left: the form and the result of the job.
+        await pilot.press("t")
+        await until(pilot, lambda: isinstance(app.screen, TrainScreen))
+        assert app.screen is screen
+        assert screen.query_one("#iters", Input).value == "300"
+        assert f"adapter {record.id} registered" in str(screen.query_one("#result", Static).content)
+        # `?` over it, then Training from the command palette: back to the training screen,
+        # not a second copy of it.
+        await pilot.press("question_mark")
+        await until(pilot, lambda: not isinstance(app.screen, TrainScreen))
+        app.action_training()
+        await until(pilot, lambda: app.screen is screen)
+        assert sum(isinstance(s, TrainScreen) for s in app.screen_stack) == 1
