@@ -4,10 +4,16 @@ The mini-lab base model (`looper model pretrain`, default `models/minilab`) runs
 a few fresh task-world instances of every family, through the ordinary agent loop with the
 compact prompt profile, recorded like any run. It solves the families it was pretrained on
 and fails the others. *Teaching* one family runs the scripted oracle on other instances of
-it (plus a few of every other family, replayed so the rest is not forgotten), synthesizes
-training data from those recorded episodes, trains with mlx-lm (the consolidation job, so
-the adapter lands in the registry) and returns the adapter. The next round, on the same
-round tasks, runs with that adapter: before and after, task by task.
+it, synthesizes training data from those recorded episodes, trains with mlx-lm (the
+consolidation job, so the adapter lands in the registry) and returns the adapter. The next
+round, on the same round tasks, runs with what was taught: before and after, task by task.
+
+How a lesson is kept is the `teach_strategy`:
+
+    routing  one adapter per taught family; a round task runs on its family's adapter, or on
+             the base model when its family was never taught (nothing is forgotten)
+    naive    one model for everything, each lesson continuing the last with a few episodes of
+             every other family replayed (the taught family rises, the known ones fall)
 
 Round tasks, teaching tasks and the world seeds the model was pretrained on never overlap:
 each has its own seed.
@@ -16,11 +22,12 @@ each has its own seed.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from looper_engine.config import AgentConfig
+from looper_engine.consolidation.strategies import DEFAULT_FAMILY, route
 from looper_engine.consolidation.train import TrainConfig
 from looper_engine.errors import UserError
 from looper_engine.tasks.model import Task
@@ -60,8 +67,11 @@ class MiniLabSettings(BaseModel):
     per_family: int = Field(3, ge=1, description="round tasks per family")
     round_seed: int = Field(9001, description="world seed of the round tasks")
     teach_seed: int = Field(9002, description="world seed of the tasks the oracle teaches on")
+    teach_strategy: Literal["routing", "naive"] = Field(
+        "routing", description="routing: an adapter per taught family; naive: one model for all lessons"
+    )
     teach_per_family: int = Field(48, ge=1, description="oracle episodes of the family being taught")
-    replay_per_family: int = Field(4, ge=0, description="oracle episodes of every other family")
+    replay_per_family: int = Field(4, ge=0, description="naive: oracle episodes of every other family")
     max_steps: int = Field(6, ge=1)
     max_tokens_per_turn: int = Field(128, ge=16, description="a world reply is a few dozen tokens")
     concurrency: int = Field(2, ge=1)
@@ -125,10 +135,37 @@ def round_tasks(settings: MiniLabSettings) -> list[Task]:
 
 
 def teaching_tasks(settings: MiniLabSettings, family: str) -> list[Task]:
-    """The oracle's lesson: many instances of `family`, a few of every other family."""
-    counts = {f: settings.replay_per_family for f in families(settings)}
+    """The oracle's lesson: many instances of `family`; for the naive strategy also a few of
+    every other family, replayed so one model keeps some of them."""
+    replay = settings.replay_per_family if settings.teach_strategy == "naive" else 0
+    counts = {f: replay for f in families(settings)}
     counts[family] = settings.teach_per_family
     return _pick(settings.teach_seed, counts)
+
+
+#: family -> adapter folder; the `default` family covers every family without its own.
+Routes = dict[str, str]
+
+
+def routes_after(settings: MiniLabSettings, routes: Routes, family: str, record: Any) -> Routes:
+    """What each family runs with once `family` has been taught: `record` is the lesson's
+    AdapterRecord (a routing lesson's folder holds the family's adapter in its routes)."""
+    if settings.teach_strategy == "naive":
+        return {DEFAULT_FAMILY: record.path}
+    taught = record.metrics.get("routes", {}).get(family)
+    if taught is None:
+        raise UserError(f"the {family} lesson produced no adapter for {family}")
+    return {**routes, family: taught}
+
+
+def round_groups(settings: MiniLabSettings, tasks: list[Task], routes: Routes) -> list[tuple[str, list[Task]]]:
+    """The round's tasks grouped by the model spec each runs with (base model first)."""
+    groups: dict[str, list[Task]] = {}
+    for task in tasks:
+        adapter = route({f: Path(p) for f, p in routes.items()}, task.family)
+        spec = settings.model + (f"@{adapter}" if adapter is not None else "")
+        groups.setdefault(spec, []).append(task)
+    return sorted(groups.items(), key=lambda kv: (kv[0] != settings.model, kv[0]))
 
 
 class FamilyScore(BaseModel):
@@ -175,9 +212,11 @@ async def teach(
     parent: str | None = None,
 ) -> Any:
     """Run the oracle's lesson on `family`, train on it and register the adapter; returns
-    the AdapterRecord (None when cancelled). `on_job(job)` gets the ConsolidationJob as soon
-    as it exists, so a caller can show its progress or cancel it. `flush()` (awaited) must
-    return once the bus's events are in the store: the lesson is read back from there."""
+    the AdapterRecord (None when cancelled); `routes_after` says what each family then runs
+    with. `on_job(job)` gets the ConsolidationJob as soon as it exists, so a caller can show its
+    progress or cancel it. `flush()` (awaited) must return once the bus's events are in the
+    store: the lesson is read back from there. `parent` (naive only) is the adapter the
+    lesson continues; a routing lesson always starts from the base model."""
     from looper_engine.agent.runner import Runner
     from looper_engine.consolidation.job import ConsolidationJob
     from looper_engine.consolidation.synth import Selection
@@ -208,11 +247,11 @@ async def teach(
         store,
         bus,
         model=settings.model,
-        strategy="naive",
+        strategy=settings.teach_strategy,
         train_config=settings.train,
         adapters_dir=adapters_dir,
         selection=Selection(episode_ids=ids),
-        parent_adapter=parent,
+        parent_adapter=parent if settings.teach_strategy == "naive" else None,
     )
     if on_job is not None:
         on_job(job)

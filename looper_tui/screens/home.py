@@ -14,7 +14,7 @@ from textual.containers import Center, Horizontal, Vertical
 from textual.content import Content
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Static
+from textual.widgets import Button, DataTable, Static
 
 from looper_engine.consolidation.registry import AdapterRecord, list_adapters
 from looper_engine.store.db import EpisodeRow, RunRow
@@ -29,6 +29,7 @@ from looper_tui.format import (
 )
 from looper_tui.messages import LabChanged, NewRun, OpenEpisode, OpenMiniLab, ShowHistory, ShowLive, StartDemo
 from looper_tui.widgets.experiments_pane import ExperimentsPane
+from looper_tui.widgets.key_footer import KeyFooter
 
 RELOAD_DELAY_S = 0.5
 
@@ -93,7 +94,7 @@ class HomeScreen(Screen[None]):
                 ad_pane.border_subtitle = "enter: a new run with it"
                 yield DataTable(id="adapters", cursor_type="row")
             yield ExperimentsPane(id="experiments-pane")
-        yield Footer()
+        yield KeyFooter()
 
     def _title(self) -> Content:
         return Content.assemble(
@@ -122,8 +123,8 @@ class HomeScreen(Screen[None]):
             "A ~1M-parameter model, trained here from random weights on the task world, fixes "
             "planted bugs live: its tokens stream with their rate. It solves the families it "
             "was trained on and fails the rest. Press t to teach it one it fails and run the round "
-            "again: before and after side by side, the taught family rises and, as naive "
-            "fine-tuning forgets, the ones it knew fall.",
+            "again: before and after side by side. Each lesson becomes an adapter for that "
+            "family alone; the rest stay as they were.",
             *minilab,
             "\n\n",
             ("The scripted demo (d). ", "bold"),

@@ -1,6 +1,7 @@
 """Watch a model learn: the mini-lab base model runs a round of task-world episodes (its
 tokens stream here with their rate), `t` teaches it the family it fails most, and the next
-round, on the same tasks, shows what changed: before and after, family by family.
+round, on the same tasks, shows what changed: before and after, family by family. With the
+default routing lesson a taught family runs on its own adapter and the rest on the base model.
 
 The engine side is looper_engine.evaluation.minilab; every round and every lesson is an
 ordinary recorded run, so each episode opens in the history like any other.
@@ -18,7 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from looper_engine.errors import UserError
 from looper_engine.evaluation import minilab
@@ -27,6 +28,7 @@ from looper_engine.models.registry import create_backend
 from looper_tui.appref import LabContext, lab_context
 from looper_tui.lab import RunRequest
 from looper_tui.messages import LabChanged
+from looper_tui.widgets.key_footer import KeyFooter
 
 if TYPE_CHECKING:
     from looper_engine.agent.runner import Runner
@@ -62,6 +64,7 @@ class MiniLabScreen(Screen[None]):
         self.before: dict[str, FamilyScore] = {}
         self.after: dict[str, FamilyScore] = {}
         self.adapter: AdapterRecord | None = None
+        self.routes: minilab.Routes = {}
         self.taught: list[str] = []
         self.runner: Runner | None = None
         self.job: ConsolidationJob | None = None
@@ -85,7 +88,7 @@ class MiniLabScreen(Screen[None]):
                 yield Static("", id="stream-text")
                 yield Static("", id="stream-rate")
         yield Static("", id="minilab-status")
-        yield Footer()
+        yield KeyFooter()
 
     def _title(self) -> Content:
         return Content.assemble(
@@ -134,39 +137,40 @@ class MiniLabScreen(Screen[None]):
             return
         self._run_round()
 
-    def _model_spec(self) -> str:
-        return self.settings.model + (f"@{self.adapter.path}" if self.adapter is not None else "")
-
     @work(exclusive=True, group="minilab-run")
     async def _run_round(self) -> None:
         lab = self.looper.lab
-        spec = self._model_spec()
-        label = "after" if self.adapter is not None else "before"
+        label = "after" if self.routes else "before"
+        groups = minilab.round_groups(self.settings, self.tasks, self.routes)
         self.busy = "running a round"
         self.rounds += 1
-        self._status(f"round {self.rounds} ({label}): {spec}…")
+        outcomes: list[tuple[str, bool]] = []
         try:
-            backend = create_backend(spec)
-            request = RunRequest(model="scripted:oracle", concurrency=self.settings.concurrency,
-                                 name=f"mini-lab round {self.rounds} ({label})")
-            runner = lab.prepare_run(request, tasks=self.tasks, backend=backend,
-                                     config=minilab.agent_config(self.settings), suite="world")
-            self.runner = runner
-            result = await lab.run(runner)
+            for spec, tasks in groups:
+                families = sorted({t.family for t in tasks})
+                part = f" · {', '.join(families)}" if len(groups) > 1 else ""
+                self._status(f"round {self.rounds} ({label}){part}: {spec}…")
+                request = RunRequest(model="scripted:oracle", concurrency=self.settings.concurrency,
+                                     name=f"mini-lab round {self.rounds} ({label}){part}")
+                runner = lab.prepare_run(request, tasks=tasks, backend=create_backend(spec),
+                                         config=minilab.agent_config(self.settings), suite="world")
+                self.runner = runner
+                result = await lab.run(runner)
+                outcomes.extend((e.task_id, e.resolved) for e in result.episodes)
         except UserError as exc:
             self.busy = ""
             self._status(str(exc), "bold $error")
             return
         finally:
             self.runner = None
-        got = minilab.scores([(e.task_id, e.resolved) for e in result.episodes], self.family_of)
+        got = minilab.scores(outcomes, self.family_of)
         if label == "before":
             self.before = got
         else:
             self.after = got
         self.busy = ""
         self._fill()
-        self._round_done(label, result.resolved, len(result.episodes))
+        self._round_done(label, sum(ok for _, ok in outcomes), len(outcomes))
 
     def _round_done(self, label: str, resolved: int, total: int) -> None:
         head = f"round {self.rounds} ({label}): {resolved}/{total} resolved."
@@ -213,6 +217,8 @@ class MiniLabScreen(Screen[None]):
                 flush=lab.writer.flush if lab.writer is not None else None,
                 parent=self.adapter.id if self.adapter is not None else None,
             )
+            if record is not None:
+                self.routes = minilab.routes_after(self.settings, self.routes, family, record)
         except UserError as exc:
             self._status(f"teaching {family} failed: {exc}", "bold $error")
             return
@@ -226,9 +232,14 @@ class MiniLabScreen(Screen[None]):
         self.adapter = record
         self.taught.append(family)
         seconds = record.metrics.get("seconds") or 0.0
+        how = (
+            f"{', '.join(self.taught)} on {'its' if len(self.taught) == 1 else 'their'} adapter, the rest on the base model"
+            if self.settings.teach_strategy == "routing"
+            else "every family on it"
+        )
         self._status(
             f"taught {family}: adapter {record.id} ({record.data_stats.get('samples', '?')} samples, "
-            f"{seconds:.0f} s). Press r to rerun the same round with it."
+            f"{seconds:.0f} s). Press r to rerun the same round: {how}."
         )
 
     def _progress(self, family: str) -> None:

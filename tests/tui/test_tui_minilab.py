@@ -102,26 +102,32 @@ async def test_a_model_learns_a_family_it_fails_before_and_after(tmp_path, tiny)
         assert screen.adapter is not None, text_of(status)
         (record,) = await list_adapters(app.lab.store)
         assert record.id == screen.adapter.id and Path(record.path).parent == tmp_path / "adapters"
-        assert read_adapter_config(Path(record.path)).fine_tune_type == "full"
+        assert record.strategy == "routing"
+        negation_adapter = Path(screen.routes["negation"])
+        assert negation_adapter.parent == Path(record.path)
+        assert read_adapter_config(negation_adapter).fine_tune_type == "full"
         lesson = [r for r in await app.lab.store.runs() if r.name == "mini-lab lesson: negation"]
-        assert lesson and lesson[0].resolved == lesson[0].total == 4  # 3 of negation, 1 replayed
-        assert "Press r to rerun" in text_of(status)
+        assert lesson and lesson[0].resolved == lesson[0].total == 3  # negation only: nothing replayed
+        assert "Press r to rerun the same round: negation on its adapter, the rest on the base model" in text_of(
+            status
+        )
 
         await pilot.press("r")
         await wait_until(pilot, lambda: bool(screen.after), timeout=60)
         assert "negation: 0/1 before" in text_of(status)
         table = screen.query_one("#scores", DataTable)
         assert str(table.get_row("negation")[0]) == "negation ★"
-        runs = await app.lab.store.runs()
-        after = next(r for r in runs if "round 2 (after)" in r.name)
-        assert f"@{record.path}" in after.model
+        after = {r.name: r for r in await app.lab.store.runs() if "round 2 (after)" in r.name}
+        # The taught family ran on its adapter, the untaught one on the base model.
+        assert after["mini-lab round 2 (after) · negation"].model.endswith(f"@{negation_adapter}")
+        assert "@" not in after["mini-lab round 2 (after) · comparison"].model
 
-        # A second lesson continues the first one's adapter, so what was taught stays taught.
+        # A second lesson adds the next family's adapter and keeps the first.
         await pilot.press("t")
         await wait_until(pilot, lambda: screen.adapter.id != record.id and not screen.busy, timeout=90)
         assert screen.taught == ["negation", "comparison"]
-        newest = next(r for r in await list_adapters(app.lab.store) if r.id == screen.adapter.id)
-        assert newest.parent_id == record.id
+        assert set(screen.routes) == {"negation", "comparison"}
+        assert Path(screen.routes["negation"]) == negation_adapter
 
 
 def test_mini_lab_screen_snapshot(tmp_path, snap_compare, tiny, monkeypatch):
