@@ -25,6 +25,8 @@ from looper_engine.evaluation.stats import wilson_interval
 from looper_engine.tasks.world.curriculum import BASE_FAMILIES, STREAM_FAMILIES
 
 GROUPS = ("base", "base held-out templates", "stream (not trained)")
+#: At most this many times the instances asked for are drawn to find new ones.
+MAX_DRAW = 16
 
 
 class FamilyScore(BaseModel):
@@ -78,11 +80,16 @@ def evaluation_tasks(path: Path, n_base: int, n_other: int, seed: int) -> list[t
         shapes = world.train_templates(family) if split == "train" else world.heldout_templates(family)
         if n <= 0 or not shapes:
             return []
-        # a few more than needed: instances that repeat a training file are dropped; ids sort
-        # by index before template, so the first n take the templates in turn
-        tasks = world.generate(seed=seed, per_template=math.ceil(n / len(shapes)) + 2, families=[family],
-                               split=split)
-        return (world.exclude_seen(tasks, seen) if seen else tasks)[:n]
+        # Instances that repeat a training file are dropped, so draw more until n are new (an
+        # instance does not depend on how many are drawn); ids sort by index before template,
+        # so the first n take the templates in turn.
+        per_template = math.ceil(n / len(shapes)) + 2
+        while True:
+            tasks = world.generate(seed=seed, per_template=per_template, families=[family], split=split)
+            new = world.exclude_seen(tasks, seen) if seen else tasks
+            if len(new) >= n or per_template >= MAX_DRAW * math.ceil(n / len(shapes)):
+                return new[:n]
+            per_template *= 2
 
     for fam in base:
         out.append((fam, GROUPS[0], fresh(fam, "train", n_base)))

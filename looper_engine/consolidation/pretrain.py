@@ -49,8 +49,9 @@ from looper_engine.models.tiny import (
 from looper_engine.tasks.world.curriculum import BASE_FAMILIES
 
 DEFAULT_PATH = Path("models/minilab")
-#: Per-family instance weights of the default recipe (none: every family alike).
-FAMILY_WEIGHT: dict[str, float] = {}
+#: Per-family instance weights of the default recipe: arith_op's operator spans are the hardest
+#: base family to tell apart (a third of its edits picked another family's span at weight 1).
+FAMILY_WEIGHT: dict[str, float] = {"arith_op": 2.0}
 RECIPE_FILE = "recipe.json"
 #: Bump when the pipeline changes in a way the recipe does not show.
 PRETRAIN_FORMAT = 1

@@ -147,3 +147,24 @@ def test_a_family_weight_scales_its_instances_per_template() -> None:
     assert count(b, "negation") == count(a, "negation")
     assert count(b, "comparison") == 2 * count(a, "comparison") > 0
     assert plain.key() != weighted.key()
+
+
+def test_evaluation_draws_until_it_has_the_new_instances_asked_for(built: dict[str, Any]) -> None:
+    from looper_engine.consolidation.minilab_eval import evaluation_tasks
+
+    # The training seed itself: its first 50 instances per template are all training files.
+    groups = evaluation_tasks(built["tmp"] / "minilab", n_base=40, n_other=0, seed=RECIPE.world_seed)
+    (fam, group, tasks) = groups[0]
+    assert (fam, group) == (FAMILY, "base")
+    seen = {t.id for t in training_tasks(RECIPE)}
+    assert len(tasks) == 40 and not seen & {t.id for t in tasks}
+    assert len(world.exclude_seen(tasks, training_tasks(RECIPE))) == 40
+
+
+def test_the_committed_model_is_the_default_recipes_so_make_run_starts_at_once() -> None:
+    from looper_engine.consolidation.pretrain import DEFAULT_PATH, cached_result
+
+    repo = Path(__file__).resolve().parents[2]
+    assert cached_result(repo / DEFAULT_PATH, PretrainRecipe()) is not None, (
+        "models/minilab was not made by the default recipe: rebuild it with `looper model pretrain --force`"
+    )
