@@ -54,7 +54,7 @@ from looper_tui.screens.train import TrainScreen
 KEYS: list[tuple[str, str, type]] = [("question_mark", "?", HelpScreen), ("t", "t", TrainScreen)]
 
 TURN_TOKENS = 3000
-STEPS = 12
+STEPS = 36
 REPEATS = 3
 LONG_STEPS = 10_000
 
