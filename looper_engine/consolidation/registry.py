@@ -56,16 +56,9 @@ def _record(row: dict[str, Any]) -> AdapterRecord:
 
 
 async def list_adapters(store: Store) -> list[AdapterRecord]:
-    cur = await store.db.execute("SELECT * FROM adapters ORDER BY created_at DESC")
-    rows = await cur.fetchall()
-    names = [d[0] for d in cur.description]
-    return [_record(dict(zip(names, r, strict=True))) for r in rows]
+    return [_record(dict(r)) for r in await store.rows("SELECT * FROM adapters ORDER BY created_at DESC")]
 
 
 async def get_adapter(store: Store, adapter_id: str) -> AdapterRecord | None:
-    cur = await store.db.execute("SELECT * FROM adapters WHERE id=?", (adapter_id,))
-    row = await cur.fetchone()
-    if row is None:
-        return None
-    names = [d[0] for d in cur.description]
-    return _record(dict(zip(names, row, strict=True)))
+    rows = await store.rows("SELECT * FROM adapters WHERE id=?", (adapter_id,))
+    return _record(dict(rows[0])) if rows else None

@@ -12,7 +12,6 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -110,10 +109,6 @@ async def rollback(db: aiosqlite.Connection) -> None:
             raise
 
 
-def _row_dict(cursor: aiosqlite.Cursor, row: tuple) -> dict[str, Any]:
-    return {d[0]: row[i] for i, d in enumerate(cursor.description)}
-
-
 class Store:
     def __init__(self, path: Path, db: aiosqlite.Connection) -> None:
         self.path = path
@@ -139,6 +134,9 @@ class Store:
             db = await aiosqlite.connect(path, isolation_level=None)
         except sqlite3.Error as exc:
             raise UserError(f"cannot open database {path}: {exc}") from exc
+        # Rows carry their column names, so a query and its rows come back in one hop (see
+        # `Store.rows`).
+        db.row_factory = sqlite3.Row
         store = cls(path, db)
         try:
             await store._setup()
@@ -179,26 +177,31 @@ class Store:
         await self.mark_interrupted()
 
     async def schema_version(self) -> int:
-        cur = await self.db.execute(
-            "SELECT name FROM sqlite_master WHERE type='table' AND name='meta'"
-        )
-        if await cur.fetchone() is None:
-            cur = await self.db.execute("SELECT count(*) FROM sqlite_master")
-            (n,) = await cur.fetchone()  # type: ignore[misc]
-            if n:
+        if not await self.rows("SELECT name FROM sqlite_master WHERE type='table' AND name='meta'"):
+            if await self.value("SELECT count(*) FROM sqlite_master"):
                 raise UserError(f"{self.path} is a SQLite file but not a Looper database")
             return 0
-        cur = await self.db.execute("SELECT value FROM meta WHERE key='schema_version'")
-        row = await cur.fetchone()
-        return int(row[0]) if row else 0
+        rows = await self.rows("SELECT value FROM meta WHERE key='schema_version'")
+        return int(rows[0][0]) if rows else 0
+
+    async def rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Every row of a query, fetched in the same hop to the connection's thread as the
+        query itself. A query left open between hops holds the connection's read snapshot,
+        and every other task reading on the connection meanwhile would read that snapshot:
+        rows another connection committed since (an episode the writer just finished)
+        would be missing for it."""
+        return list(await self.db.execute_fetchall(sql, params))
+
+    async def value(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        """The first column of the first row (None when there is none), in one hop."""
+        rows = await self.rows(sql, params)
+        return rows[0][0] if rows else None
 
     async def mark_interrupted(self) -> list[str]:
         """Episodes (and runs) left 'running' by a process that is gone become 'interrupted'.
         Their recorded events stay; an episode_finished event records the interruption."""
-        cur = await self.db.execute(
-            "SELECT id, run_id, owner_pid, steps FROM episodes WHERE status='running'"
-        )
-        stale = [r for r in await cur.fetchall() if not _pid_alive(r[2])]
+        running = await self.rows("SELECT id, run_id, owner_pid, steps FROM episodes WHERE status='running'")
+        stale = [r for r in running if not _pid_alive(r[2])]
         now = time.time()
         async with self.tx_lock:
             await self._mark_stale(stale, now)
@@ -210,11 +213,10 @@ class Store:
                 # inside the try: a BEGIN cancelled while it waits for the lock still runs
                 await self.db.execute("BEGIN IMMEDIATE")
                 for ep_id, run_id, _pid, _steps in stale:
-                    cur = await self.db.execute(
+                    (seq, step), = await self.rows(
                         "SELECT coalesce(max(seq), 0), coalesce(max(step), 0) FROM events WHERE episode_id=?",
                         (ep_id,),
                     )
-                    seq, step = await cur.fetchone()  # type: ignore[misc]
                     ev = EpisodeFinished(
                         episode_id=ep_id,
                         run_id=run_id,
@@ -237,8 +239,7 @@ class Store:
             except BaseException:
                 await rollback(self.db)
                 raise
-        cur = await self.db.execute("SELECT id, owner_pid FROM runs WHERE status='running'")
-        for run_id, pid in await cur.fetchall():
+        for run_id, pid in await self.rows("SELECT id, owner_pid FROM runs WHERE status='running'"):
             if not _pid_alive(pid):
                 await self.db.execute(
                     "UPDATE runs SET status='interrupted', finished_at=? WHERE id=?", (now, run_id)
@@ -250,9 +251,7 @@ class Store:
     # --- queries ----------------------------------------------------------------------
 
     async def _fetch(self, sql: str, params: tuple = ()) -> list[dict[str, Any]]:
-        cur = await self.db.execute(sql, params)
-        rows = await cur.fetchall()
-        return [_row_dict(cur, r) for r in rows]
+        return [dict(r) for r in await self.rows(sql, params)]
 
     async def runs(self, limit: int = 200) -> list[RunRow]:
         rows = await self._fetch("SELECT * FROM runs ORDER BY started_at DESC LIMIT ?", (limit,))
@@ -305,9 +304,7 @@ class Store:
         return out
 
     async def step_count(self, episode_id: str) -> int:
-        cur = await self.db.execute("SELECT count(*) FROM steps WHERE episode_id=?", (episode_id,))
-        (n,) = await cur.fetchone()  # type: ignore[misc]
-        return int(n)
+        return int(await self.value("SELECT count(*) FROM steps WHERE episode_id=?", (episode_id,)))
 
     async def events(
         self,
@@ -329,15 +326,7 @@ class Store:
             sql += " AND step <= ?"
             params.append(step_to)
         sql += " ORDER BY seq"
-        cur = await self.db.execute(sql, tuple(params))
-        return [event_from_json(r[0]) for r in await cur.fetchall()]
-
-    async def iter_events(self, episode_id: str) -> AsyncIterator[EventBase]:
-        async with self.db.execute(
-            "SELECT data FROM events WHERE episode_id=? ORDER BY seq", (episode_id,)
-        ) as cur:
-            async for row in cur:
-                yield event_from_json(row[0])
+        return [event_from_json(r[0]) for r in await self.rows(sql, tuple(params))]
 
     async def score(self, episode_id: str) -> dict[str, Any] | None:
         rows = await self._fetch("SELECT * FROM scores WHERE episode_id=?", (episode_id,))

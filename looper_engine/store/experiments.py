@@ -97,9 +97,7 @@ _NIGHT_JSON = ("verdict", "state")
 
 
 async def _rows(store: Store, sql: str, params: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
-    cur = await store.db.execute(sql, params)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in await cur.fetchall()]
+    return [dict(r) for r in await store.rows(sql, params)]
 
 
 def _lock(store: Store) -> asyncio.Lock:
@@ -216,9 +214,7 @@ async def experiment_counts(store: Store, exp_id: str) -> dict[str, int]:
         ("candidates", "SELECT count(*) FROM exp_candidates WHERE exp_id=?"),
         ("nights", "SELECT count(*) FROM exp_nights WHERE exp_id=?"),
     ):
-        cur = await store.db.execute(sql, (exp_id,))
-        (n,) = await cur.fetchone()  # type: ignore[misc]
-        out[key] = int(n)
+        out[key] = int(await store.value(sql, (exp_id,)))
     return out
 
 
@@ -396,12 +392,12 @@ async def record_night(store: Store, night: NightRow) -> None:
 
 async def tool_call_count(store: Store, episode_id: str) -> int:
     """Executed tool calls of an episode (malformed replies and <done> are not tool calls)."""
-    cur = await store.db.execute(
-        "SELECT count(*) FROM steps WHERE episode_id=? AND ok IS NOT NULL AND tool NOT IN ('(malformed)', 'done')",
-        (episode_id,),
+    return int(
+        await store.value(
+            "SELECT count(*) FROM steps WHERE episode_id=? AND ok IS NOT NULL AND tool NOT IN ('(malformed)', 'done')",
+            (episode_id,),
+        )
     )
-    (n,) = await cur.fetchone()  # type: ignore[misc]
-    return int(n)
 
 
 __all__ = [

@@ -141,6 +141,57 @@ async def test_a_flush_raises_what_stopped_the_writer_rather_than_return_unwritt
     await store.close()
 
 
+async def test_every_read_is_one_hop_so_no_query_holds_the_connections_snapshot(tmp_path):
+    # An experiment reads each finished episode on its own connection right after the
+    # writer's flush, while other cells read on that connection too. A query left open
+    # between two hops to the connection's thread holds the connection's read snapshot:
+    # a read made meanwhile by another task missed what the writer had just committed.
+    from looper_engine.consolidation.registry import get_adapter, list_adapters
+    from looper_engine.store.experiments import experiment_counts, tool_call_count
+
+    db = tmp_path / "l.db"
+    writer_store, reader = await Store.open(db), await Store.open(db)
+    bus = EventBus()
+    writer = StoreWriter(writer_store, bus).start()
+    bus.publish(started("e1"))
+    bus.publish(EpisodeFinished(episode_id="e1", status="failed", resolved=False, reason="x", steps=1))
+    await writer.flush()
+
+    hops = 0
+    queue = reader.db._execute  # aiosqlite's one way onto the connection's thread
+
+    async def counted(fn, *args, **kwargs):
+        nonlocal hops
+        hops += 1
+        return await queue(fn, *args, **kwargs)
+
+    reader.db._execute = counted
+    reads = {
+        "episode": lambda: reader.episode("e1"),
+        "score": lambda: reader.score("e1"),
+        "events": lambda: reader.events("e1"),
+        "steps": lambda: reader.steps("e1"),
+        "step_count": lambda: reader.step_count("e1"),
+        "runs": lambda: reader.runs(),
+        "tool_call_count": lambda: tool_call_count(reader, "e1"),
+        "experiment_counts": lambda: experiment_counts(reader, "x"),
+        "list_adapters": lambda: list_adapters(reader),
+        "get_adapter": lambda: get_adapter(reader, "a"),
+    }
+    per_query = {}
+    for name, read in reads.items():
+        hops = 0
+        await read()
+        per_query[name] = hops
+    assert (await reader.episode("e1")).status == "failed"
+    # one hop per query: the query and its rows in the same trip
+    assert per_query == {**{n: 1 for n in reads}, "experiment_counts": 4}
+    reader.db._execute = queue
+    await writer.close()
+    await writer_store.close()
+    await reader.close()
+
+
 async def test_journal_is_wal_and_schema_version_recorded(tmp_path):
     store = await Store.open(tmp_path / "l.db")
     cur = await store.db.execute("PRAGMA journal_mode")

@@ -217,7 +217,12 @@ async def _measure(ctx: CycleContext, where: Round, item: ToRun, backend: Backen
             "fix the model and run the experiment again to continue"
         )
     cell = await _cell_of(ctx, where, item.chunk, item.task_id, cond.fingerprint, result.episode_id)
-    assert cell is not None
+    if cell is None:
+        # Its events were flushed; a store that cannot read them back is not to be trusted.
+        raise ExperimentStopped(
+            f"{arm.name}: episode {result.episode_id} of {item.task_id} finished but its row in "
+            f"{ctx.store.path} does not say so; run the experiment again to continue"
+        )
     await record_cell(ctx.store, cell)
     ctx.outcome.ran += 1
     ctx.tick(where, item.task_id, cell.resolved, "ran")
