@@ -86,18 +86,24 @@ async def _record_episodes(db) -> None:
     await store.close()
 
 
+async def checked_training_screen(app, pilot, tiny, iters: int) -> TrainScreen:
+    """From the lab home: `t`, the tiny model and `iters`, and the data checked."""
+    await until(pilot, lambda: isinstance(app.screen, HomeScreen) and app.screen._data is not None)
+    await pilot.press("t")
+    await until(pilot, lambda: isinstance(app.screen, TrainScreen))
+    screen = app.screen
+    screen.query_one("#model", Input).value = str(tiny)
+    screen.query_one("#iters", Input).value = str(iters)
+    await pilot.click("#check")
+    await until(pilot, lambda: not screen.query_one("#start", Button).disabled)
+    return screen
+
+
 async def test_t_check_start_progress_and_the_adapter_is_registered_and_runnable(tmp_path, tiny):
     await _record_episodes(tmp_path / "lab.db")
     app = make_app(tmp_path, tmp_path / "lab.db", adapters_dir=tmp_path / "adapters")
     async with app.run_test(size=(110, 50)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, HomeScreen) and app.screen._data is not None)
-        await pilot.press("t")
-        await until(pilot, lambda: isinstance(app.screen, TrainScreen))
-        screen = app.screen
-        screen.query_one("#model", Input).value = str(tiny)
-        screen.query_one("#iters", Input).value = "6"
-        await pilot.click("#check")
-        await until(pilot, lambda: not screen.query_one("#start", Button).disabled)
+        screen = await checked_training_screen(app, pilot, tiny, 6)
         stats = str(screen.query_one("#stats", Static).content)
         assert "samples 4" in stats and "format check: every assistant turn parses" in stats
         await pilot.click("#start")
@@ -134,14 +140,7 @@ async def test_training_goes_on_behind_the_lab_and_t_shows_the_same_screen_again
     await _record_episodes(tmp_path / "lab.db")
     app = make_app(tmp_path, tmp_path / "lab.db", adapters_dir=tmp_path / "adapters")
     async with app.run_test(size=(110, 50)) as pilot:
-        await until(pilot, lambda: isinstance(app.screen, HomeScreen) and app.screen._data is not None)
-        await pilot.press("t")
-        await until(pilot, lambda: isinstance(app.screen, TrainScreen))
-        screen = app.screen
-        screen.query_one("#model", Input).value = str(tiny)
-        screen.query_one("#iters", Input).value = "300"
-        await pilot.click("#check")
-        await until(pilot, lambda: not screen.query_one("#start", Button).disabled)
+        screen = await checked_training_screen(app, pilot, tiny, 300)
         await pilot.click("#start")
         await until(pilot, lambda: screen.job is not None and screen.job.last is not None)
         # Back to the lab while it trains: the job is not cancelled, and it finishes.
