@@ -96,8 +96,6 @@ class LooperApp(App[int]):
         minilab: MiniLabSettings | None = None,
     ) -> None:
         super().__init__()
-        #: What the welcome screen's mini-lab runs (its model, families, training).
-        self.minilab = minilab or MiniLabSettings()
         #: Where the training screen writes adapters (`adapters/<id>/`, mlx-lm's layout).
         self.adapters_dir = adapters_dir
         self.clock = clock
@@ -107,6 +105,8 @@ class LooperApp(App[int]):
         self.config_folder = config_folder or config_dir()
         self.lab = Lab(Path(db_path), workspace_parent=workspace_parent)
         self.settings, settings_problem = load_settings(self.config_folder)
+        #: What the welcome screen's mini-lab runs (its model, families, training).
+        self.minilab = minilab or self.settings.minilab
         self._startup_notes: list[tuple[str, str]] = []
         if settings_problem:
             self._startup_notes.append((settings_problem, "warning"))

@@ -1,4 +1,6 @@
-"""What the lab remembers between launches (the theme), as a small JSON file.
+"""What the lab remembers between launches (the theme), and what a user sets by hand (the
+mini-lab's settings, under "minilab"), as a small JSON file. Only values that differ from
+the defaults are written, so a later default reaches everyone who never changed it.
 
 The folder is `$LOOPER_CONFIG_DIR` when set (tests point it at a temporary folder), else
 `$XDG_CONFIG_HOME/looper`, else `~/.config/looper`. A settings file that cannot be read is
@@ -12,6 +14,8 @@ import os
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from looper_engine.evaluation.minilab import MiniLabSettings
 
 SETTINGS_FILE = "settings.json"
 
@@ -30,6 +34,9 @@ class Settings(BaseModel):
 
     theme: str | None = Field(None, description="the theme chosen last (by --theme or the command palette)")
     demo_rate: float = Field(300.0, ge=0, description="tokens/s of the scripted demo run offered on an empty lab")
+    minilab: MiniLabSettings = Field(
+        default_factory=MiniLabSettings, description='the mini-lab (e.g. {"teach_strategy": "naive"})'
+    )
 
 
 def load_settings(folder: Path | None = None) -> tuple[Settings, str | None]:
@@ -55,7 +62,7 @@ def save_settings(settings: Settings, folder: Path | None = None) -> str | None:
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(settings.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        tmp.write_text(settings.model_dump_json(indent=2, exclude_defaults=True) + "\n", encoding="utf-8")
         tmp.replace(path)
     except OSError as exc:
         return f"cannot save settings to {path} ({exc.strerror or exc})"

@@ -60,6 +60,19 @@ def test_settings_survive_a_round_trip_and_a_corrupt_file_is_reported(tmp_path):
     assert settings == Settings() and problem is not None and "using defaults" in problem
 
 
+async def test_the_mini_lab_takes_its_settings_from_the_file_and_saving_keeps_only_what_was_set(tmp_path):
+    config = tmp_path / "config"
+    config.mkdir()
+    (config / "settings.json").write_text('{"minilab": {"teach_strategy": "naive", "per_family": 2}}')
+    app = make_app(tmp_path, theme="looper-light")
+    assert (app.minilab.teach_strategy, app.minilab.per_family) == ("naive", 2)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_until(pilot, lambda: isinstance(app.screen, HomeScreen))
+    saved = json.loads((config / "settings.json").read_text())
+    # the theme chosen is remembered, the mini-lab's own settings kept, no default written
+    assert saved == {"theme": "looper-light", "minilab": {"teach_strategy": "naive", "per_family": 2}}
+
+
 async def test_the_theme_flag_is_used_and_remembered(tmp_path):
     app = make_app(tmp_path, theme="looper-light")
     async with app.run_test(size=(100, 30)) as pilot:
